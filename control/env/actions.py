@@ -1,0 +1,109 @@
+"""Action types: how a policy's action becomes a steering angle (degrees) and a target speed (m/s)."""
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from control.errors import ConfigError, did_you_mean, unknown_key_error
+
+# DeepRacer's default discrete action space (model_metadata.json form): 5 steering angles
+# x 2 speeds, as the console creates it (max steering 30°, granularity 5; 2 speed levels).
+DEEPRACER_DEFAULT_ACTIONS: list[dict[str, float]] = [
+    {"steering_angle": s, "speed": v} for s in (-30.0, -15.0, 0.0, 15.0, 30.0) for v in (0.5, 1.0)
+]
+
+
+class ActionType(abc.ABC):
+    """Maps the policy's action space to (steering_deg, speed_mps) commands."""
+
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        where = f"env_config.action (type {config.get('type')})"
+        for key in config:
+            if key != "type" and key not in self.defaults:
+                raise unknown_key_error(key, [*self.defaults, "type"], where)
+        self.config = {**self.defaults, **{k: v for k, v in config.items() if k != "type"}}
+
+    @abc.abstractmethod
+    def space(self) -> gym.Space:
+        """The gymnasium action space."""
+
+    @abc.abstractmethod
+    def to_command(self, action: Any) -> tuple[float, float, int]:
+        """(steering_deg, speed_mps, action_index or -1) for one action."""
+
+
+class ContinuousAction(ActionType):
+    """DeepRacer's continuous action space: Box([-1, 1]²) scaled to steering and speed ranges."""
+
+    defaults = {
+        "steering_deg": [-30.0, 30.0],  # steering range, degrees (negative = right, as DeepRacer)
+        "speed_mps": [0.5, 4.0],  # target-speed range, m/s
+    }
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        for key in ("steering_deg", "speed_mps"):
+            lo_hi = self.config[key]
+            if not (isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 and float(lo_hi[0]) < float(lo_hi[1])):
+                raise ConfigError(f"env_config.action.{key} must be [low, high] with low < high, got {lo_hi!r}")
+        self._low = np.array([self.config["steering_deg"][0], self.config["speed_mps"][0]], dtype=np.float64)
+        self._high = np.array([self.config["steering_deg"][1], self.config["speed_mps"][1]], dtype=np.float64)
+
+    def space(self) -> gym.Space:
+        return gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+    def to_command(self, action: Any) -> tuple[float, float, int]:
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        steering_deg, speed_mps = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        return float(steering_deg), float(speed_mps), -1
+
+
+class DiscreteAction(ActionType):
+    """A list of {steering_angle, speed} pairs, as in DeepRacer's model_metadata.json."""
+
+    defaults = {"actions": DEEPRACER_DEFAULT_ACTIONS}  # list of {steering_angle: deg, speed: m/s}
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        actions = self.config["actions"]
+        if not isinstance(actions, list) or not actions:
+            raise ConfigError("env_config.action.actions must be a non-empty list of {steering_angle, speed}")
+        table = []
+        for i, entry in enumerate(actions):
+            if not isinstance(entry, Mapping) or set(entry) - {"steering_angle", "speed", "index"} or not {"steering_angle", "speed"} <= set(entry):
+                raise ConfigError(
+                    f"env_config.action.actions[{i}] is {entry!r}; expected {{steering_angle: degrees, speed: m/s}}"
+                )
+            if abs(float(entry["steering_angle"])) > 30 or not 0 <= float(entry["speed"]) <= 4:
+                raise ConfigError(
+                    f"env_config.action.actions[{i}] {dict(entry)} is out of range; steering_angle must be in [-30, 30] degrees and speed in [0, 4] m/s"
+                )
+            table.append((float(entry["steering_angle"]), float(entry["speed"])))
+        self._table = table
+
+    def space(self) -> gym.Space:
+        return gym.spaces.Discrete(len(self._table))
+
+    def to_command(self, action: Any) -> tuple[float, float, int]:
+        index = int(np.asarray(action).reshape(()))
+        steering_deg, speed_mps = self._table[index]
+        return steering_deg, speed_mps, index
+
+
+ACTION_TYPES: dict[str, type[ActionType]] = {"continuous": ContinuousAction, "discrete": DiscreteAction}
+
+
+def make_action_type(config: Mapping[str, Any]) -> ActionType:
+    """The action type named by config['type']."""
+    kind = (config or {}).get("type", "continuous")
+    if kind not in ACTION_TYPES:
+        raise ConfigError(
+            f"env_config.action.type is {kind!r}{did_you_mean(str(kind), ACTION_TYPES)}; expected one of {', '.join(ACTION_TYPES)}"
+        )
+    return ACTION_TYPES[kind](config)

@@ -1,0 +1,189 @@
+"""Observation types: virtual lidar (rays to the track borders), front camera, or both."""
+from __future__ import annotations
+
+import abc
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+
+from control.errors import ConfigError, did_you_mean, unknown_key_error
+
+if TYPE_CHECKING:
+    from control.env.racing_env import RacingEnv
+
+
+class ObservationType(abc.ABC):
+    """Builds one observation from the env's current state."""
+
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        where = f"env_config.observation (type {config.get('type')})"
+        for key in config:
+            if key != "type" and key not in self.defaults:
+                raise unknown_key_error(key, [*self.defaults, "type"], where)
+        self.config = {**self.defaults, **{k: v for k, v in config.items() if k != "type"}}
+
+    @abc.abstractmethod
+    def space(self) -> gym.Space:
+        """The gymnasium observation space."""
+
+    @abc.abstractmethod
+    def observe(self, env: "RacingEnv") -> Any:
+        """The observation for the env's current state."""
+
+    def reset(self, env: "RacingEnv") -> None:
+        """Clear per-episode state (frame stacks)."""
+
+
+class VirtualLidarObservation(ObservationType):
+    """Distances from the car to the track borders along fixed rays, normalised to [0, 1]."""
+
+    defaults = {
+        "num_rays": 32,  # rays spread evenly over fov_deg (ignored when angles_deg is given)
+        "fov_deg": 180.0,  # field of view centred on the car's heading, degrees
+        "angles_deg": None,  # explicit ray angles relative to the heading, degrees (left positive)
+        "max_range_m": 5.0,  # rays are capped here; observation = distance / max_range_m
+        "ego_features": True,  # append speed / max speed and steering / max steering
+    }
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        cfg = self.config
+        if cfg["angles_deg"] is not None:
+            angles = np.asarray(cfg["angles_deg"], dtype=np.float64)
+            if angles.ndim != 1 or len(angles) == 0:
+                raise ConfigError(f"env_config.observation.angles_deg must be a non-empty list of degrees, got {cfg['angles_deg']!r}")
+        else:
+            n, fov = int(cfg["num_rays"]), float(cfg["fov_deg"])
+            if n < 1 or not 0 < fov <= 360:
+                raise ConfigError(f"env_config.observation needs num_rays >= 1 and 0 < fov_deg <= 360, got {n}, {fov}")
+            angles = np.linspace(-fov / 2, fov / 2, n) if n > 1 else np.zeros(1)
+        if not float(cfg["max_range_m"]) > 0:
+            raise ConfigError(f"env_config.observation.max_range_m must be > 0, got {cfg['max_range_m']!r}")
+        self.angles_rad = np.radians(angles)
+        self.max_range_m = float(cfg["max_range_m"])
+        self.last_distances_m = np.full(len(angles), self.max_range_m)
+
+    def space(self) -> gym.Space:
+        n = len(self.angles_rad)
+        low = np.zeros(n + (2 if self.config["ego_features"] else 0), dtype=np.float32)
+        high = np.ones_like(low)
+        if self.config["ego_features"]:
+            low[-1] = -1.0  # steering is signed
+        return gym.spaces.Box(low, high, dtype=np.float32)
+
+    def observe(self, env: "RacingEnv") -> np.ndarray:
+        v = env.vehicle
+        distances = env.driving_track.ray_distances((v.x_m, v.y_m), v.yaw_rad + self.angles_rad, self.max_range_m)
+        self.last_distances_m = distances
+        obs = distances / self.max_range_m
+        if self.config["ego_features"]:
+            ego = [min(v.speed_mps / env.max_speed_mps, 1.0), np.clip(v.steering_rad / env.max_steering_rad, -1.0, 1.0)]
+            obs = np.concatenate([obs, ego])
+        return obs.astype(np.float32)
+
+
+class CameraObservation(ObservationType):
+    """The front camera: (H, W, C × frame_stack) uint8, grayscale by default (DeepRacer's 160×120)."""
+
+    defaults = {
+        "width_px": 160,  # image width, pixels
+        "height_px": 120,  # image height, pixels
+        "rgb": False,  # 3 colour channels instead of 1 gray channel
+        "frame_stack": 1,  # consecutive frames stacked on the channel axis
+        "normalize": False,  # float32 in [0, 1] instead of uint8 (RLlib's default CNN wants float)
+    }
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        cfg = self.config
+        for key in ("width_px", "height_px", "frame_stack"):
+            if not isinstance(cfg[key], int) or cfg[key] < 1:
+                raise ConfigError(f"env_config.observation.{key} must be a positive integer, got {cfg[key]!r}")
+        self.channels = 3 if cfg["rgb"] else 1
+        self._frames: deque[np.ndarray] = deque(maxlen=cfg["frame_stack"])
+
+    def space(self) -> gym.Space:
+        shape = (self.config["height_px"], self.config["width_px"], self.channels * self.config["frame_stack"])
+        if self.config["normalize"]:
+            return gym.spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
+        return gym.spaces.Box(0, 255, shape=shape, dtype=np.uint8)
+
+    def _frame(self, env: "RacingEnv") -> np.ndarray:
+        image = env.sim.camera_image()
+        if image is None:
+            raise ConfigError(f"the {env.config['simulator']} simulator has no camera; use observation type vlidar")
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.shape[-1] == 3 and self.channels == 1:  # backend gave RGB: convert (ITU-R 601 luma)
+            image = (image @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+        return image
+
+    def reset(self, env: "RacingEnv") -> None:
+        self._frames.clear()
+
+    def observe(self, env: "RacingEnv") -> np.ndarray:
+        frame = self._frame(env)
+        if not self._frames:
+            self._frames.extend([frame] * self._frames.maxlen)
+        else:
+            self._frames.append(frame)
+        obs = self._frames[0] if len(self._frames) == 1 else np.concatenate(self._frames, axis=-1)
+        if self.config["normalize"]:
+            return obs.astype(np.float32) * np.float32(1 / 255)
+        return obs
+
+
+class CombinedObservation(ObservationType):
+    """A Dict with the camera image (`camera`) and the lidar vector (`vlidar`)."""
+
+    defaults = {"camera": {}, "vlidar": {}}  # each: that type's keys
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self.camera = CameraObservation({"type": "camera", **self.config["camera"]})
+        self.vlidar = VirtualLidarObservation({"type": "vlidar", **self.config["vlidar"]})
+
+    def space(self) -> gym.Space:
+        return gym.spaces.Dict({"camera": self.camera.space(), "vlidar": self.vlidar.space()})
+
+    def reset(self, env: "RacingEnv") -> None:
+        self.camera.reset(env)
+
+    def observe(self, env: "RacingEnv") -> dict[str, np.ndarray]:
+        return {"camera": self.camera.observe(env), "vlidar": self.vlidar.observe(env)}
+
+
+OBSERVATION_TYPES: dict[str, type[ObservationType]] = {
+    "vlidar": VirtualLidarObservation,
+    "camera": CameraObservation,
+    "both": CombinedObservation,
+}
+
+
+def make_observation_type(config: Mapping[str, Any]) -> ObservationType:
+    """The observation type named by config['type']."""
+    kind = (config or {}).get("type", "vlidar")
+    if kind not in OBSERVATION_TYPES:
+        raise ConfigError(
+            f"env_config.observation.type is {kind!r}{did_you_mean(str(kind), OBSERVATION_TYPES)}; "
+            f"expected one of {', '.join(OBSERVATION_TYPES)}"
+        )
+    return OBSERVATION_TYPES[kind](config)
+
+
+def validate_observation_config(config: Mapping[str, Any]) -> None:
+    """Raise ConfigError when the observation config cannot be built."""
+    make_observation_type(config)
+
+
+def camera_settings(observation: ObservationType) -> dict[str, Any] | None:
+    """Width, height and colour the simulator's camera must render, or None without a camera."""
+    cam = observation.camera if isinstance(observation, CombinedObservation) else observation
+    if not isinstance(cam, CameraObservation):
+        return None
+    return {"width_px": cam.config["width_px"], "height_px": cam.config["height_px"], "rgb": cam.config["rgb"]}

@@ -1,0 +1,113 @@
+"""The env's rgb_array frame: top-down track with car, trail and rays, the camera view, telemetry."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from control.env.racing_env import RacingEnv
+
+FRAME_W, FRAME_H = 800, 480
+MAP_SIZE = 480  # the top-down view is MAP_SIZE × MAP_SIZE on the left
+COLOURS = {"ground": (34, 110, 50), "road": (70, 70, 74), "line": (235, 235, 235), "bg": (20, 20, 24)}
+
+
+def speed_colour(speed_mps: float, max_speed_mps: float = 4.0) -> tuple[int, int, int]:
+    """Blue (slow) → green → red (fast)."""
+    t = float(np.clip(speed_mps / max_speed_mps, 0.0, 1.0))
+    return (int(255 * t), int(255 * (1 - abs(2 * t - 1))), int(255 * (1 - t)))
+
+
+class TrackCanvas:
+    """Maps world metres to pixels of a square top-down view and caches the drawn track."""
+
+    def __init__(self, track, size_px: int = MAP_SIZE, margin_m: float = 0.5) -> None:
+        pts = np.vstack([track.inner_m, track.outer_m])
+        lo, hi = pts.min(axis=0) - margin_m, pts.max(axis=0) + margin_m
+        self.scale = (size_px - 1) / float(np.max(hi - lo))
+        self.lo, self.size_px = lo, size_px
+        self.offset = (size_px - 1 - (hi - lo) * self.scale) / 2
+        image = Image.new("RGB", (size_px, size_px), COLOURS["ground"])
+        draw = ImageDraw.Draw(image)
+        outer, inner = self.px(track.outer_m), self.px(track.inner_m)
+        # The road is the outer polygon minus the inner one, whichever side is which.
+        big, small = (outer, inner) if _area(track.outer_m) >= _area(track.inner_m) else (inner, outer)
+        draw.polygon(big, fill=COLOURS["road"])
+        draw.polygon(small, fill=COLOURS["ground"])
+        draw.line(big + big[:1], fill=COLOURS["line"], width=2)
+        draw.line(small + small[:1], fill=COLOURS["line"], width=2)
+        center = self.px(track.center_m)
+        for i in range(0, len(center) - 1, 4):
+            draw.line([center[i], center[i + 1]], fill=(220, 190, 40), width=1)
+        draw.ellipse(_dot(center[0], 4), fill=(255, 255, 255))  # waypoint 0
+        self.image = image
+
+    def px(self, points_m: np.ndarray) -> list[tuple[float, float]]:
+        """World (M,2) metres → image pixel tuples (y up)."""
+        p = (np.asarray(points_m, dtype=float).reshape(-1, 2) - self.lo) * self.scale + self.offset
+        p[:, 1] = self.size_px - 1 - p[:, 1]
+        return [tuple(q) for q in p.tolist()]
+
+
+def _area(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))) / 2
+
+
+def _dot(xy: tuple[float, float], r: float) -> list[float]:
+    return [xy[0] - r, xy[1] - r, xy[0] + r, xy[1] + r]
+
+
+def _canvas(env: "RacingEnv") -> TrackCanvas:
+    cache = env.__dict__.setdefault("_render_canvases", {})
+    key = id(env.track)
+    if key not in cache:
+        cache[key] = TrackCanvas(env.track)
+    return cache[key]
+
+
+def render_frame(env: "RacingEnv") -> np.ndarray:
+    """One FRAME_H × FRAME_W × 3 uint8 frame of the env's current state."""
+    canvas = _canvas(env)
+    top = canvas.image.copy()
+    draw = ImageDraw.Draw(top)
+    trail = env.trail
+    if len(trail) > 1:
+        pts = canvas.px(np.array([(x, y) for x, y, _ in trail]))
+        for i in range(1, len(pts)):
+            draw.line([pts[i - 1], pts[i]], fill=speed_colour(trail[i][2], env.max_speed_mps), width=3)
+    v = env.vehicle
+    lidar = getattr(env.observation_type, "vlidar", env.observation_type)
+    if hasattr(lidar, "angles_rad"):
+        origin = canvas.px(np.array([[v.x_m, v.y_m]]))[0]
+        ends = np.c_[np.cos(v.yaw_rad + lidar.angles_rad), np.sin(v.yaw_rad + lidar.angles_rad)] * lidar.last_distances_m[:, None]
+        for end in canvas.px(ends + [v.x_m, v.y_m]):
+            draw.line([origin, end], fill=(255, 220, 80), width=1)
+    draw.polygon(canvas.px(v.wheel_positions_m[[0, 1, 3, 2]]), fill=(230, 30, 30), outline=(255, 255, 255))
+
+    frame = Image.new("RGB", (FRAME_W, FRAME_H), COLOURS["bg"])
+    frame.paste(top, (0, 0))
+    cam = env.sim.camera_image() if hasattr(env.observation_type, "channels") or hasattr(env.observation_type, "camera") else None
+    if cam is not None:
+        cam_img = Image.fromarray(cam if cam.ndim == 3 else cam.squeeze()).convert("RGB").resize((320, 240), Image.NEAREST)
+        frame.paste(cam_img, (MAP_SIZE, 0))
+    p = env.params
+    steering_deg, speed_cmd, action_index = env.last_command
+    lines = [
+        f"track {env.track.name}  {env.direction.replace('_', ' ')}",
+        f"lap time {v.time_s - getattr(env, '_lap_start_time_s', 0.0):6.2f} s   laps {getattr(env, '_laps_completed', 0)}",
+        f"progress {p['progress']:6.1f} %",
+        f"speed {v.speed_mps:5.2f} m/s (cmd {speed_cmd:4.2f})",
+        f"steering {math.degrees(v.steering_rad):6.1f} deg (cmd {steering_deg:5.1f})",
+        f"reward {env.last_reward:8.3f}",
+        f"action {action_index if action_index >= 0 else 'continuous'}",
+        f"center offset {p['distance_from_center']:5.2f} m  all wheels on: {p['all_wheels_on_track']}",
+    ]
+    text = ImageDraw.Draw(frame)
+    y0 = 250 if cam is not None else 16
+    for i, line in enumerate(lines):
+        text.text((MAP_SIZE + 12, y0 + 18 * i), line, fill=(235, 235, 235))
+    return np.asarray(frame)

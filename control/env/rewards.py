@@ -1,0 +1,111 @@
+"""Reward functions with AWS DeepRacer's API: `reward_function(params) -> float`.
+
+Built-ins are registered by name; a config may instead name a Python file that defines
+`reward_function(params)`, so a DeepRacer reward function works here unchanged.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from control.errors import ConfigError, RewardFunctionError, did_you_mean
+
+RewardComponents = Callable[[Mapping[str, Any]], dict[str, float]]
+
+
+def follow_center_line(params: Mapping[str, Any]) -> dict[str, float]:
+    """DeepRacer's example 1: reward staying near the center line, in three bands."""
+    width = params["track_width"]
+    distance = params["distance_from_center"]
+    if distance <= 0.1 * width:
+        reward = 1.0
+    elif distance <= 0.25 * width:
+        reward = 0.5
+    elif distance <= 0.5 * width:
+        reward = 0.1
+    else:
+        reward = 1e-3  # likely crashed / close to off track
+    return {"center_line": reward}
+
+
+def progress_per_step(params: Mapping[str, Any]) -> dict[str, float]:
+    """DeepRacer's progress-rate reward: lap progress per step (higher when the lap is driven faster)."""
+    steps = max(int(params["steps"]), 1)
+    reward = params["progress"] / steps  # % per step; a 10 s lap at 15 Hz ≈ 0.67
+    bonus = 10.0 if params["progress"] >= 100 else 0.0
+    return {"progress_rate": float(reward), "lap_bonus": bonus}
+
+
+def _track_direction_rad(params: Mapping[str, Any]) -> float:
+    """Direction of the centerline between the closest waypoints, radians."""
+    waypoints = params["waypoints"]
+    behind, ahead = params["closest_waypoints"]
+    (x0, y0), (x1, y1) = waypoints[behind], waypoints[ahead]
+    return math.atan2(y1 - y0, x1 - x0)
+
+
+def center_line_speed(params: Mapping[str, Any]) -> dict[str, float]:
+    """Speed along the track direction, scaled down away from the center line (speed × centering)."""
+    heading_error = math.radians(params["heading"]) - _track_direction_rad(params)
+    along = max(math.cos(heading_error), 0.0)
+    centering = max(1.0 - params["distance_from_center"] / (0.5 * params["track_width"]), 0.0)
+    speed_term = params["speed"] / 4.0 * along
+    return {"speed_along_track": speed_term, "centering": 0.5 * centering * speed_term + 0.1 * centering}
+
+
+BUILTIN_REWARDS: dict[str, RewardComponents] = {
+    "follow_center_line": follow_center_line,
+    "progress_per_step": progress_per_step,
+    "center_line_speed": center_line_speed,
+}
+
+
+def _load_user_file(path: Path) -> Callable[[dict], Any]:
+    """Import `reward_function` from a user's Python file."""
+    spec = importlib.util.spec_from_file_location(f"user_reward_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError(f"reward file '{path}' failed to import: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, "reward_function", None)
+    if not callable(fn):
+        raise ConfigError(f"reward file '{path}' defines no reward_function(params); DeepRacer's API needs one")
+    return fn
+
+
+def load_reward_function(spec: str) -> RewardComponents:
+    """A callable params -> {component: value} for a built-in name or a .py file path."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"env_config.reward must be a built-in name or a .py path, got {spec!r}")
+    if spec in BUILTIN_REWARDS:
+        return BUILTIN_REWARDS[spec]
+    path = Path(spec).expanduser()
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise ConfigError(f"reward file '{path}' does not exist; expected a .py file defining reward_function(params)")
+        user_fn = _load_user_file(path)
+        return lambda params: {"reward_function": user_fn(dict(params))}
+    raise ConfigError(
+        f"env_config.reward is {spec!r}{did_you_mean(spec, BUILTIN_REWARDS)}; expected one of "
+        f"{', '.join(BUILTIN_REWARDS)} or a path to a .py file defining reward_function(params)"
+    )
+
+
+def evaluate_reward(fn: RewardComponents, params: Mapping[str, Any], step: int) -> tuple[float, dict[str, float]]:
+    """Call the reward function; a raise or a non-finite value is a RewardFunctionError naming the step."""
+    try:
+        components = fn(params)
+        values = {k: float(v) for k, v in components.items()}
+    except Exception as exc:
+        shown = {k: v for k, v in params.items() if k != "waypoints"}
+        raise RewardFunctionError(
+            f"reward function raised {type(exc).__name__}: {exc} at step {step} with params {shown}"
+        ) from exc
+    total = sum(values.values())
+    if not math.isfinite(total):
+        raise RewardFunctionError(f"reward function returned non-finite {total} at step {step} (components {values})")
+    return total, values

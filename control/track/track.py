@@ -1,0 +1,261 @@
+"""Track geometry: a closed centerline with borders, in the DeepRacer waypoint format.
+
+Everything here is vectorised over query points: these functions sit on the env's hot path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from control.errors import TrackFileError
+
+_EPS = 1e-9
+BUNDLED_TRACKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tracks"
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z of the 2-D cross product, broadcast over leading axes."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+@dataclass(frozen=True)
+class TrackProjection:
+    """Where query points fall on the track (one entry per point)."""
+
+    s_m: np.ndarray  # distance along the centerline from waypoint 0, in [0, length_m)
+    distance_from_center_m: np.ndarray
+    is_left_of_center: np.ndarray  # bool, left when driving in waypoint-index order
+    heading_rad: np.ndarray  # centerline direction (index order) at the projection
+    closest_waypoints: np.ndarray  # (M, 2) int: [index behind, index ahead]
+    segment_index: np.ndarray  # (M,) int
+    half_width_m: np.ndarray  # track half-width at the projection
+
+
+class Track:
+    """A closed track: centerline waypoints (N,2), borders (N,2) each, width per waypoint.
+
+    Waypoints are stored without the DeepRacer duplicate last row; segment i runs from
+    waypoint i to waypoint (i+1) % N. Zero-length segments (real DeepRacer files repeat
+    points) are kept so waypoint indices match the file, and never divided by.
+    """
+
+    def __init__(
+        self,
+        center_m: np.ndarray,
+        width_m: float | np.ndarray | None = None,
+        name: str = "track",
+        inner_m: np.ndarray | None = None,
+        outer_m: np.ndarray | None = None,
+    ) -> None:
+        center = np.asarray(center_m, dtype=np.float64)
+        if center.ndim != 2 or center.shape[1] != 2 or len(center) < 4:
+            raise TrackFileError(f"track '{name}': centerline must be an (N>=4, 2) array, got shape {center.shape}")
+        closed = np.allclose(center[0], center[-1])
+        if closed:
+            center = center[:-1]
+            inner_m = None if inner_m is None else np.asarray(inner_m, dtype=np.float64)[:-1]
+            outer_m = None if outer_m is None else np.asarray(outer_m, dtype=np.float64)[:-1]
+        self.name = name
+        self.center_m = center
+        n = len(center)
+
+        seg = np.roll(center, -1, axis=0) - center
+        seg_len = np.hypot(seg[:, 0], seg[:, 1])
+        if seg_len.sum() <= _EPS:
+            raise TrackFileError(f"track '{name}': all waypoints coincide; a track needs a length > 0 m")
+        self.segment_length_m = seg_len
+        self.cumulative_s_m = np.concatenate([[0.0], np.cumsum(seg_len)])
+        self.length_m = float(self.cumulative_s_m[-1])
+        self._seg_vec = seg
+        self._seg_len_safe = np.maximum(seg_len, _EPS)
+        # Zero-length segments borrow the heading of the previous real segment.
+        heading = np.arctan2(seg[:, 1], seg[:, 0])
+        real = seg_len > _EPS
+        last_real = np.maximum.accumulate(np.where(real, np.arange(n), -1))
+        last_real = np.where(last_real < 0, np.flatnonzero(real)[-1], last_real)
+        self.segment_heading_rad = heading[last_real]
+        self._unit = np.c_[np.cos(self.segment_heading_rad), np.sin(self.segment_heading_rad)]
+
+        x, y = center[:, 0], center[:, 1]
+        self.is_counter_clockwise = bool(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) > 0)
+
+        if inner_m is not None and outer_m is not None:
+            inner = np.asarray(inner_m, dtype=np.float64)
+            outer = np.asarray(outer_m, dtype=np.float64)
+            if inner.shape != center.shape or outer.shape != center.shape:
+                raise TrackFileError(f"track '{name}': borders must have the centerline's shape {center.shape}")
+            width = np.hypot(*(inner - outer).T)
+        else:
+            if width_m is None:
+                raise TrackFileError(f"track '{name}': give width_m or both borders")
+            width = np.broadcast_to(np.asarray(width_m, dtype=np.float64), (n,)).copy()
+            # Vertex normal: average of the adjacent segments' left normals.
+            prev_h = np.roll(self.segment_heading_rad, 1)
+            mean_h = np.arctan2(np.sin(prev_h) + np.sin(self.segment_heading_rad), np.cos(prev_h) + np.cos(self.segment_heading_rad))
+            left = np.c_[-np.sin(mean_h), np.cos(mean_h)]
+            left_border = center + left * (width / 2)[:, None]
+            right_border = center - left * (width / 2)[:, None]
+            inner, outer = (left_border, right_border) if self.is_counter_clockwise else (right_border, left_border)
+        if not np.all(np.isfinite(width)) or np.any(width <= _EPS):
+            raise TrackFileError(f"track '{name}': track width must be > 0 m at every waypoint")
+        self.inner_m = inner
+        self.outer_m = outer
+        self.width_m = width
+        self.mean_width_m = float(width.mean())
+        # Left/right in index order, for the ray caster.
+        self.left_border_m, self.right_border_m = (inner, outer) if self.is_counter_clockwise else (outer, inner)
+        borders = [self.left_border_m, self.right_border_m]
+        self._border_start = np.concatenate(borders)
+        self._border_vec = np.concatenate([np.roll(b, -1, axis=0) - b for b in borders])
+        self._border_mid = self._border_start + self._border_vec / 2
+        self._border_half_len = np.hypot(*self._border_vec.T) / 2
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def from_npy(cls, path: str | Path, name: str | None = None) -> "Track":
+        """Load a DeepRacer waypoint file (N×6: center x,y, inner x,y, outer x,y)."""
+        path = Path(path)
+        if not path.is_file():
+            raise TrackFileError(f"track file '{path}' does not exist; expected a DeepRacer .npy waypoint file")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception as exc:  # numpy raises several types for corrupt files
+            raise TrackFileError(f"track file '{path}' is not a readable .npy array ({type(exc).__name__}: {exc})") from None
+        if data.ndim != 2 or data.shape[1] != 6 or data.shape[0] < 5:
+            raise TrackFileError(
+                f"track file '{path}' has shape {data.shape}; expected (N>=5, 6) rows of center x,y, inner x,y, outer x,y"
+            )
+        if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
+            raise TrackFileError(f"track file '{path}' holds non-finite or non-numeric values; expected finite metres")
+        if not np.allclose(data[0], data[-1]):
+            data = np.vstack([data, data[:1]])  # some exporters omit the closing row
+        return cls(data[:, 0:2], name=name or path.stem, inner_m=data[:, 2:4], outer_m=data[:, 4:6])
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "Track":
+        """A bundled track by name (`resources/tracks/<name>.npy`) or a path to a DeepRacer `.npy`."""
+        text = str(name_or_path)
+        bundled = BUNDLED_TRACKS_DIR / f"{text}.npy"
+        if bundled.is_file():
+            return cls.from_npy(bundled)
+        path = Path(text).expanduser()
+        if path.suffix == ".npy" or path.exists():
+            return cls.from_npy(path)
+        from control.errors import did_you_mean
+
+        names = bundled_track_names()
+        raise TrackFileError(
+            f"unknown track '{text}'{did_you_mean(text, names)}; expected a bundled track ({', '.join(names)}) "
+            "or a path to a DeepRacer .npy file"
+        )
+
+    def to_waypoint_array(self) -> np.ndarray:
+        """The DeepRacer (N+1)×6 array, first row repeated last."""
+        rows = np.hstack([self.center_m, self.inner_m, self.outer_m])
+        return np.vstack([rows, rows[:1]])
+
+    def to_npy(self, path: str | Path) -> Path:
+        """Save in the DeepRacer waypoint format."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, self.to_waypoint_array())
+        return path
+
+    def reversed(self) -> "Track":
+        """The same track driven the other way (waypoint order reversed; inner stays inner)."""
+        return Track(self.center_m[::-1].copy(), name=self.name, inner_m=self.inner_m[::-1].copy(), outer_m=self.outer_m[::-1].copy())
+
+    # --------------------------------------------------------------- geometry
+    @property
+    def num_waypoints(self) -> int:
+        """N, without the duplicated closing row."""
+        return len(self.center_m)
+
+    def waypoints_list(self) -> list[tuple[float, float]]:
+        """DeepRacer's `waypoints` param: the centerline (x, y) tuples."""
+        return [tuple(p) for p in self.center_m.tolist()]
+
+    def project(self, points: np.ndarray) -> TrackProjection:
+        """Project points (M,2) onto the centerline (closest segment)."""
+        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        rel = pts[:, None, :] - self.center_m[None, :, :]  # (M, N, 2)
+        t = np.einsum("mnk,nk->mn", rel, self._seg_vec) / (self._seg_len_safe**2)
+        np.clip(t, 0.0, 1.0, out=t)
+        foot = self.center_m[None] + t[..., None] * self._seg_vec[None]
+        d2 = np.sum((pts[:, None, :] - foot) ** 2, axis=-1)
+        seg = np.argmin(d2, axis=1)
+        rows = np.arange(len(pts))
+        t_best = t[rows, seg]
+        dist = np.sqrt(d2[rows, seg])
+        side = _cross(self._unit[seg], rel[rows, seg])
+        n = self.num_waypoints
+        nxt = (seg + 1) % n
+        half_width = 0.5 * (self.width_m[seg] * (1 - t_best) + self.width_m[nxt] * t_best)
+        s = self.cumulative_s_m[seg] + t_best * self.segment_length_m[seg]
+        return TrackProjection(
+            s_m=np.mod(s, self.length_m),
+            distance_from_center_m=dist,
+            is_left_of_center=side > 0,
+            heading_rad=self.segment_heading_rad[seg],
+            closest_waypoints=np.stack([seg, nxt], axis=1),
+            segment_index=seg,
+            half_width_m=half_width,
+        )
+
+    def on_track(self, points: np.ndarray) -> np.ndarray:
+        """Whether each point (M,2) lies between the borders."""
+        proj = self.project(points)
+        return proj.distance_from_center_m <= proj.half_width_m
+
+    def point_at(self, s_m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """Centerline position (M,2) and heading (M,) at distances `s_m` along the lap."""
+        s = np.mod(np.atleast_1d(np.asarray(s_m, dtype=np.float64)), self.length_m)
+        seg = np.clip(np.searchsorted(self.cumulative_s_m, s, side="right") - 1, 0, self.num_waypoints - 1)
+        t = (s - self.cumulative_s_m[seg]) / self._seg_len_safe[seg]
+        return self.center_m[seg] + t[:, None] * self._seg_vec[seg], self.segment_heading_rad[seg]
+
+    def ray_distances(self, origin: np.ndarray, angles_rad: np.ndarray, max_range_m: float) -> np.ndarray:
+        """Distance (K,) from `origin` along world-frame `angles_rad` to the nearest border, capped at max_range_m."""
+        o = np.asarray(origin, dtype=np.float64)
+        angles = np.asarray(angles_rad, dtype=np.float64)
+        # Only border segments that can be within range matter: cull by bounding circle.
+        near = np.hypot(*(self._border_mid - o).T) - self._border_half_len < max_range_m
+        p = self._border_start[near] - o  # (S, 2)
+        e = self._border_vec[near]
+        d = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (K, 2)
+        denom = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]  # (K, S)
+        p_cross_e = p[:, 0] * e[:, 1] - p[:, 1] * e[:, 0]  # (S,)
+        p_cross_d = p[None, :, 0] * d[:, None, 1] - p[None, :, 1] * d[:, None, 0]  # (K, S)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = p_cross_e[None, :] / denom
+            u = p_cross_d / denom
+        hit = (t >= 0) & (u >= 0) & (u <= 1) & np.isfinite(t)
+        t = np.where(hit, t, max_range_m)
+        return np.minimum(t.min(axis=1, initial=max_range_m), max_range_m)
+
+    def curvature_per_m(self) -> np.ndarray:
+        """Signed curvature (1/m, positive = left turn in index order) at each waypoint (Menger curvature)."""
+        n = self.num_waypoints
+        real = self.segment_length_m > _EPS
+        uniq_idx = np.flatnonzero(real)  # waypoints that start a real segment: unique points
+        pts = self.center_m[uniq_idx]
+        a, b, c = np.roll(pts, 1, axis=0), pts, np.roll(pts, -1, axis=0)
+        ab, bc, ca = np.hypot(*(b - a).T), np.hypot(*(c - b).T), np.hypot(*(a - c).T)
+        area2 = _cross(b - a, c - a)
+        kappa_unique = 2 * area2 / np.maximum(ab * bc * ca, _EPS)
+        # Duplicated waypoints take the value of the unique point they repeat.
+        # A zero-length segment i means waypoint i repeats waypoint i+1: use the next unique point.
+        owner = np.minimum.accumulate(np.where(real, np.arange(n), n)[::-1])[::-1]
+        owner = np.where(owner >= n, uniq_idx[0], owner)
+        pos = np.searchsorted(uniq_idx, owner)
+        return kappa_unique[pos]
+
+    def __repr__(self) -> str:
+        return f"Track(name={self.name!r}, length_m={self.length_m:.2f}, mean_width_m={self.mean_width_m:.2f}, waypoints={self.num_waypoints})"
+
+
+def bundled_track_names() -> list[str]:
+    """Names of the tracks shipped in resources/tracks/."""
+    return sorted(p.stem for p in BUNDLED_TRACKS_DIR.glob("*.npy"))
