@@ -194,7 +194,7 @@ class RacingEnv(gym.Env):
         self.last_command = (0.0, 0.0, -1)
         self.last_reward = 0.0
         self.observation_type.reset(self)
-        self.params = self._params(self.driving_track.project(self._car_and_wheels()), 0.0, 0.0, False)
+        self.params = self._params(self.driving_track.project(self._car_and_wheels(), local=True), 0.0, 0.0, False)
         info = {"params": self.params, "episode_status": "prepare", "track": self.track.name, "direction": self.direction}
         return self.observation_type.observe(self), info
 
@@ -218,7 +218,7 @@ class RacingEnv(gym.Env):
         self._steps += 1
         v = self.vehicle
         self.trail.append((v.x_m, v.y_m, v.speed_mps))
-        proj = self.driving_track.project(self._car_and_wheels())
+        proj = self.driving_track.project(self._car_and_wheels(), local=True)
 
         # Progress: signed distance along the driving direction, unwrapped across the start line.
         length = self.driving_track.length_m

@@ -114,8 +114,8 @@ def _stadium(straight_m: float, radius_m: float, points_per_part: int = 12) -> l
 
 # Hand-designed shapes of the bundled tracks (control points in metres).
 BUNDLED_TRACK_SHAPES: dict[str, dict] = {
-    # An easy stadium loop: two 8 m straights joined by 2.4 m-radius half circles (≈ 31 m).
-    "oval": {"points": _stadium(straight_m=8.0, radius_m=2.4), "width_m": 0.76},
+    # An easy stadium loop: two 9 m straights joined by 1.6 m-radius half circles (≈ 28 m).
+    "oval": {"points": _stadium(straight_m=9.0, radius_m=1.6), "width_m": 0.76},
     # Technical: hairpins and an S-section (≈ 55 m).
     "hairpins": {
         "scale": 1.3,

@@ -12,6 +12,9 @@ import numpy as np
 from control.errors import TrackFileError
 
 _EPS = 1e-9
+_LOCAL_WINDOW = 12  # segments either side searched by project(local=True)
+_LOCAL_OFFSETS = np.arange(-_LOCAL_WINDOW, _LOCAL_WINDOW + 1)
+_RAY_GRID_CELL_M = 0.5  # cell size of the ray caster's segment lookup grid
 BUNDLED_TRACKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tracks"
 
 
@@ -70,6 +73,7 @@ class Track:
         self.length_m = float(self.cumulative_s_m[-1])
         self._seg_vec = seg
         self._seg_len_safe = np.maximum(seg_len, _EPS)
+        self._seg_len2 = self._seg_len_safe**2
         # Zero-length segments borrow the heading of the previous real segment.
         heading = np.arctan2(seg[:, 1], seg[:, 0])
         real = seg_len > _EPS
@@ -177,20 +181,36 @@ class Track:
         """DeepRacer's `waypoints` param: the centerline (x, y) tuples."""
         return [tuple(p) for p in self.center_m.tolist()]
 
-    def project(self, points: np.ndarray) -> TrackProjection:
-        """Project points (M,2) onto the centerline (closest segment)."""
+    def project(self, points: np.ndarray, local: bool = False) -> TrackProjection:
+        """Project points (M,2) onto the centerline (closest segment).
+
+        local=True searches only the segments around the waypoint nearest to the points' mean:
+        exact for a tight cluster such as a car and its wheels, and far cheaper on long tracks.
+        """
         pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
-        rel = pts[:, None, :] - self.center_m[None, :, :]  # (M, N, 2)
-        t = np.einsum("mnk,nk->mn", rel, self._seg_vec) / (self._seg_len_safe**2)
-        np.clip(t, 0.0, 1.0, out=t)
-        foot = self.center_m[None] + t[..., None] * self._seg_vec[None]
-        d2 = np.sum((pts[:, None, :] - foot) ** 2, axis=-1)
-        seg = np.argmin(d2, axis=1)
-        rows = np.arange(len(pts))
-        t_best = t[rows, seg]
-        dist = np.sqrt(d2[rows, seg])
-        side = _cross(self._unit[seg], rel[rows, seg])
         n = self.num_waypoints
+        if local and n > 2 * _LOCAL_WINDOW + 1:
+            mean = pts.mean(axis=0)
+            d = self.center_m - mean
+            nearest = int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
+            candidates = (nearest + _LOCAL_OFFSETS) % n
+        else:
+            candidates = None
+        center = self.center_m if candidates is None else self.center_m[candidates]
+        seg_vec = self._seg_vec if candidates is None else self._seg_vec[candidates]
+        seg_len2 = self._seg_len2 if candidates is None else self._seg_len2[candidates]
+        rel = pts[:, None, :] - center[None, :, :]  # (M, S, 2)
+        t = (rel[..., 0] * seg_vec[:, 0] + rel[..., 1] * seg_vec[:, 1]) / seg_len2
+        np.clip(t, 0.0, 1.0, out=t)
+        dx = rel[..., 0] - t * seg_vec[:, 0]
+        dy = rel[..., 1] - t * seg_vec[:, 1]
+        d2 = dx * dx + dy * dy
+        best = np.argmin(d2, axis=1)
+        rows = np.arange(len(pts))
+        t_best = t[rows, best]
+        dist = np.sqrt(d2[rows, best])
+        seg = best if candidates is None else candidates[best]
+        side = _cross(self._unit[seg], rel[rows, best])
         nxt = (seg + 1) % n
         half_width = 0.5 * (self.width_m[seg] * (1 - t_best) + self.width_m[nxt] * t_best)
         s = self.cumulative_s_m[seg] + t_best * self.segment_length_m[seg]
@@ -216,22 +236,45 @@ class Track:
         t = (s - self.cumulative_s_m[seg]) / self._seg_len_safe[seg]
         return self.center_m[seg] + t[:, None] * self._seg_vec[seg], self.segment_heading_rad[seg]
 
+    def _ray_grid(self, max_range_m: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Per grid cell, the border segments that a ray of max_range_m from inside the cell can hit."""
+        key = round(float(max_range_m), 6)
+        cache = self.__dict__.setdefault("_ray_grids", {})
+        if key not in cache:
+            lo = np.minimum(self.inner_m.min(axis=0), self.outer_m.min(axis=0)) - max_range_m
+            hi = np.maximum(self.inner_m.max(axis=0), self.outer_m.max(axis=0)) + max_range_m
+            shape = np.ceil((hi - lo) / _RAY_GRID_CELL_M).astype(int)
+            gx, gy = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+            centers = lo + (np.c_[gx.ravel(), gy.ravel()] + 0.5) * _RAY_GRID_CELL_M
+            reach = max_range_m + _RAY_GRID_CELL_M * 0.7072 + self._border_half_len  # cell half-diagonal
+            cells: list[np.ndarray] = []
+            for chunk in np.array_split(np.arange(len(centers)), max(1, len(centers) // 512)):
+                dist = np.hypot(*(centers[chunk, None, :] - self._border_mid[None]).transpose(2, 0, 1))
+                cells.extend(np.flatnonzero(row) for row in dist <= reach)
+            cache[key] = (lo, shape, cells)
+        return cache[key]
+
     def ray_distances(self, origin: np.ndarray, angles_rad: np.ndarray, max_range_m: float) -> np.ndarray:
         """Distance (K,) from `origin` along world-frame `angles_rad` to the nearest border, capped at max_range_m."""
         o = np.asarray(origin, dtype=np.float64)
         angles = np.asarray(angles_rad, dtype=np.float64)
-        # Only border segments that can be within range matter: cull by bounding circle.
-        near = np.hypot(*(self._border_mid - o).T) - self._border_half_len < max_range_m
+        lo, shape, cells = self._ray_grid(max_range_m)
+        cell = np.floor((o - lo) / _RAY_GRID_CELL_M).astype(int)
+        if np.all(cell >= 0) and np.all(cell < shape):
+            near = cells[cell[0] * shape[1] + cell[1]]
+        else:  # far outside the track: test every border segment
+            near = slice(None)
         p = self._border_start[near] - o  # (S, 2)
         e = self._border_vec[near]
-        d = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (K, 2)
-        denom = d[:, None, 0] * e[None, :, 1] - d[:, None, 1] * e[None, :, 0]  # (K, S)
+        dx, dy = np.cos(angles)[:, None], np.sin(angles)[:, None]  # (K, 1)
+        denom = dx * e[:, 1] - dy * e[:, 0]  # (K, S)
         p_cross_e = p[:, 0] * e[:, 1] - p[:, 1] * e[:, 0]  # (S,)
-        p_cross_d = p[None, :, 0] * d[:, None, 1] - p[None, :, 1] * d[:, None, 0]  # (K, S)
+        p_cross_d = p[:, 0] * dy - p[:, 1] * dx  # (K, S)
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = p_cross_e[None, :] / denom
-            u = p_cross_d / denom
-        hit = (t >= 0) & (u >= 0) & (u <= 1) & np.isfinite(t)
+            inv = 1.0 / denom
+            t = p_cross_e * inv
+            u = p_cross_d * inv
+        hit = (t >= 0) & (u >= 0) & (u <= 1)
         t = np.where(hit, t, max_range_m)
         return np.minimum(t.min(axis=1, initial=max_range_m), max_range_m)
 
