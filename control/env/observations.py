@@ -80,11 +80,13 @@ class VirtualLidarObservation(ObservationType):
         v = env.vehicle
         distances = env.driving_track.ray_distances((v.x_m, v.y_m), v.yaw_rad + self.angles_rad, self.max_range_m)
         self.last_distances_m = distances
-        obs = distances / self.max_range_m
+        n = len(distances)
+        obs = np.empty(n + 2 if self.config["ego_features"] else n, dtype=np.float32)
+        np.divide(distances, self.max_range_m, out=obs[:n])  # computed in float64, stored as float32
         if self.config["ego_features"]:
-            ego = [min(v.speed_mps / env.max_speed_mps, 1.0), np.clip(v.steering_rad / env.max_steering_rad, -1.0, 1.0)]
-            obs = np.concatenate([obs, ego])
-        return obs.astype(np.float32)
+            obs[n] = min(v.speed_mps / env.max_speed_mps, 1.0)
+            obs[n + 1] = min(max(v.steering_rad / env.max_steering_rad, -1.0), 1.0)
+        return obs
 
 
 class CameraObservation(ObservationType):

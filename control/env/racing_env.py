@@ -135,7 +135,8 @@ class RacingEnv(gym.Env):
             self.config["carla"],
             track,
             run_name=self.config["run_name"],
-            runner_index=self.worker_index * 100 + self.vector_index if self.vector_index else self.worker_index,
+            runner_index=self.worker_index,
+            vector_index=self.vector_index,
             is_evaluation=self.is_evaluation,
             control_hz=15.0,
         )
@@ -198,6 +199,28 @@ class RacingEnv(gym.Env):
         info = {"params": self.params, "episode_status": "prepare", "track": self.track.name, "direction": self.direction}
         return self.observation_type.observe(self), info
 
+    def recover_to_track(self) -> Any:
+        """Put the car back on the centerline at its nearest point, at rest, facing the driving direction.
+
+        DeepRacer's continuous evaluation: the episode goes on after going off track; lap progress, steps
+        and the lap timer carry over. Returns the new observation.
+        """
+        v = self.vehicle
+        s_m = float(self.driving_track.project(np.array([[v.x_m, v.y_m]])).s_m[0])
+        (pos,), (heading,) = self.driving_track.point_at(s_m)
+        elapsed_s = v.time_s
+        self.vehicle = self.sim.reset(Pose(float(pos[0]), float(pos[1]), float(heading)))
+        # The backend's clock may restart on reset: shift the lap start so lap times stay continuous.
+        self._lap_start_time_s += self.vehicle.time_s - elapsed_s
+        proj = self.driving_track.project(self._car_and_wheels(), local=True)
+        self._s_prev = float(proj.s_m[0])
+        self._recent_positions.clear()
+        self._recent_positions.append((self.vehicle.x_m, self.vehicle.y_m))
+        self._wrong_way_steps = 0
+        self.trail.append((self.vehicle.x_m, self.vehicle.y_m, 0.0))
+        self.params = self._params(proj, self.params["progress"], 0.0, 0.0)
+        return self.observation_type.observe(self)
+
     def _reversed(self, track: Track) -> Track:
         key = f"reversed:{self._track_key(track)}"
         if key not in self._tracks:
@@ -206,7 +229,10 @@ class RacingEnv(gym.Env):
 
     def _car_and_wheels(self) -> np.ndarray:
         v = self.vehicle
-        return np.vstack([[v.x_m, v.y_m], v.wheel_positions_m])
+        points = np.empty((5, 2))
+        points[0] = v.x_m, v.y_m
+        points[1:] = v.wheel_positions_m
+        return points
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         steering_deg, speed_cmd_mps, action_index = self.action_type.to_command(action)
@@ -228,9 +254,9 @@ class RacingEnv(gym.Env):
         self._travelled_m += ds
         lap_progress_m = self._travelled_m - self._laps_completed * length
 
-        wheels_on = proj.distance_from_center_m[1:] <= proj.half_width_m[1:]
-        all_on = bool(wheels_on.all())
-        off_track = not bool(wheels_on.any())
+        wheels_on = (proj.distance_from_center_m <= proj.half_width_m).tolist()[1:]
+        all_on = all(wheels_on)
+        off_track = not any(wheels_on)
         lap_time_s = None
         if lap_progress_m >= length:
             self._laps_completed += 1
@@ -240,7 +266,7 @@ class RacingEnv(gym.Env):
             lap_complete = True
         else:
             lap_complete = False
-        progress = 100.0 if lap_complete else float(np.clip(100.0 * lap_progress_m / length, 0.0, 100.0))
+        progress = 100.0 if lap_complete else min(max(100.0 * lap_progress_m / length, 0.0), 100.0)
 
         term = self.config["termination"]
         heading_error = math.remainder(v.yaw_rad - float(proj.heading_rad[0]), math.tau)

@@ -94,6 +94,9 @@ def render_frame(env: "RacingEnv") -> np.ndarray:
     if cam is not None:
         cam_img = Image.fromarray(cam if cam.ndim == 3 else cam.squeeze()).convert("RGB").resize((320, 240), Image.NEAREST)
         frame.paste(cam_img, (MAP_SIZE, 0))
+    elif hasattr(lidar, "angles_rad"):
+        frame.paste(_lidar_panel(lidar), (MAP_SIZE, 0))
+    _speed_strip(ImageDraw.Draw(frame), trail, env.max_speed_mps, (MAP_SIZE + 12, FRAME_H - 70, FRAME_W - 12, FRAME_H - 10))
     p = env.params
     steering_deg, speed_cmd, action_index = env.last_command
     lines = [
@@ -107,7 +110,45 @@ def render_frame(env: "RacingEnv") -> np.ndarray:
         f"center offset {p['distance_from_center']:5.2f} m  all wheels on: {p['all_wheels_on_track']}",
     ]
     text = ImageDraw.Draw(frame)
-    y0 = 250 if cam is not None else 16
+    y0 = 250 if cam is not None or hasattr(lidar, "angles_rad") else 16
     for i, line in enumerate(lines):
         text.text((MAP_SIZE + 12, y0 + 18 * i), line, fill=(235, 235, 235))
     return np.asarray(frame)
+
+
+def _lidar_panel(lidar, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """The rays in the car's frame (car at the bottom centre, forward up), coloured near red → far green."""
+    w, h = size
+    panel = Image.new("RGB", size, (12, 12, 16))
+    draw = ImageDraw.Draw(panel)
+    max_range_m = float(lidar.max_range_m)
+    scale = (h - 30) / max_range_m
+    origin = (w / 2, h - 12)
+    for r_m in (0.25, 0.5, 0.75, 1.0):  # range rings at quarters of the max range
+        r = r_m * max_range_m * scale
+        draw.arc([origin[0] - r, origin[1] - r, origin[0] + r, origin[1] + r], 180, 360, fill=(50, 50, 60))
+    # Car frame: angle 0 is straight ahead (up on screen), positive angles to the left.
+    angles, dist = lidar.angles_rad, lidar.last_distances_m
+    ends_x = origin[0] - np.sin(angles) * dist * scale
+    ends_y = origin[1] - np.cos(angles) * dist * scale
+    for x, y, d in zip(ends_x.tolist(), ends_y.tolist(), (dist / max_range_m).tolist()):
+        colour = (int(255 * (1 - d)), int(200 * d + 55), 60)
+        draw.line([origin, (x, y)], fill=colour, width=2)
+    draw.polygon([(origin[0] - 5, origin[1] + 6), (origin[0] + 5, origin[1] + 6), (origin[0], origin[1] - 6)],
+                 fill=(230, 30, 30))
+    draw.text((8, 6), f"virtual lidar ({len(angles)} rays, {max_range_m:g} m)", fill=(200, 200, 200))
+    return panel
+
+
+def _speed_strip(draw: ImageDraw.ImageDraw, trail, max_speed_mps: float, box: tuple[int, int, int, int],
+                 history: int = 150) -> None:
+    """The last `history` speeds of the trail as a line chart in `box` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, outline=(80, 80, 90))
+    draw.text((x0 + 4, y0 + 2), f"speed, last {history} steps (0..{max_speed_mps:g} m/s)", fill=(170, 170, 180))
+    speeds = np.array([s for _, _, s in trail[-history:]], dtype=float)
+    if len(speeds) < 2:
+        return
+    xs = x0 + (x1 - x0) * np.arange(len(speeds)) / (history - 1)
+    ys = y1 - 2 - (y1 - y0 - 16) * np.clip(speeds / max_speed_mps, 0.0, 1.0)
+    draw.line(list(zip(xs.tolist(), ys.tolist())), fill=speed_colour(float(speeds[-1]), max_speed_mps), width=2)

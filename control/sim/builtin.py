@@ -108,12 +108,20 @@ def resolve_builtin_config(config: Mapping[str, Any] | None = None) -> dict[str,
 
 def wheel_positions_m(x_m: float, y_m: float, yaw_rad: float, wheelbase_m: float, track_width_m: float) -> np.ndarray:
     """(4, 2) wheel contact points FL, FR, RL, RR of a car centred at (x_m, y_m) heading yaw_rad."""
+    # Plain floats and one array at the end: this runs every step, and numpy's per-call cost dominates at 4x2.
     c, s = math.cos(yaw_rad), math.sin(yaw_rad)
     half_l, half_w = 0.5 * wheelbase_m, 0.5 * track_width_m
-    forward = np.array([c, s]) * half_l
-    left = np.array([-s, c]) * half_w
-    centre = np.array([x_m, y_m])
-    return np.stack([centre + forward + left, centre + forward - left, centre - forward + left, centre - forward - left])
+    fx, fy = c * half_l, s * half_l  # centre to front axle
+    lx, ly = -s * half_w, c * half_w  # axle centre to left wheel
+    front_x, front_y, rear_x, rear_y = x_m + fx, y_m + fy, x_m - fx, y_m - fy
+    return np.array(
+        [
+            [front_x + lx, front_y + ly],
+            [front_x - lx, front_y - ly],
+            [rear_x + lx, rear_y + ly],
+            [rear_x - lx, rear_y - ly],
+        ]
+    )
 
 
 class BuiltinSimulator(SimulatorBackend):

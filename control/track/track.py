@@ -4,6 +4,7 @@ Everything here is vectorised over query points: these functions sit on the env'
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,48 @@ BUNDLED_TRACKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tracks
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z of the 2-D cross product, broadcast over leading axes."""
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+@dataclass(frozen=True)
+class _SegmentTables:
+    """Centerline segments as contiguous columns, for Track.project."""
+
+    start_x: np.ndarray  # (N,) segment starts (the waypoints)
+    start_y: np.ndarray
+    unit_x: np.ndarray  # (N,) each segment's unit direction
+    unit_y: np.ndarray
+    waypoint_pairs: np.ndarray  # (N, 2) int: [i, (i+1) % N], closest_waypoints of segment i
+    every: tuple[np.ndarray, ...]  # (ids, start x, start y, vector x, vector y, squared length) of all segments
+    windows: list[tuple[np.ndarray, ...]]  # per waypoint: the same for the _LOCAL_OFFSETS segments around it
+
+
+class _RayCells:
+    """Track.ray_distances' lookup: per grid cell, the border segments a ray can hit, packed on first use."""
+
+    def __init__(self, lo_x: float, lo_y: float, nx: int, ny: int, cells: list[np.ndarray], start: np.ndarray, vec: np.ndarray, real: np.ndarray) -> None:
+        self.lo_x, self.lo_y, self.nx, self.ny = lo_x, lo_y, nx, ny
+        self.cells, self.start, self.vec, self.real = cells, start, vec, real
+        self.packed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def near(self, x_m: float, y_m: float) -> tuple[np.ndarray, np.ndarray]:
+        """`lines` (3, 2S) and `offsets` (3, S) of the S segments near (x_m, y_m).
+
+        For ray direction d and origin o, [dx, dy, o×d] @ lines puts d×e (S columns) beside
+        (s-o)×d (S columns), and [1, x, y] @ offsets is (s-o)×e, for segment start s and vector e.
+        """
+        ix = math.floor((x_m - self.lo_x) / _RAY_GRID_CELL_M)
+        iy = math.floor((y_m - self.lo_y) / _RAY_GRID_CELL_M)
+        cell = ix * self.ny + iy if 0 <= ix < self.nx and 0 <= iy < self.ny else -1
+        packed = self.packed.get(cell)
+        if packed is None:
+            # Far outside the track (cell -1): every border segment.
+            near = np.flatnonzero(self.real) if cell < 0 else self.cells[cell][self.real[self.cells[cell]]]
+            (sx, sy), (ex, ey) = self.start[near].T, self.vec[near].T
+            zero, one = np.zeros_like(sx), np.ones_like(sx)
+            lines = np.array([np.r_[ey, -sy], np.r_[-ex, sx], np.r_[zero, -one]])  # d×e | s×d - o×d
+            offsets = np.array([sx * ey - sy * ex, -ey, ex])  # s×e - o×e
+            packed = self.packed[cell] = (lines, offsets)
+        return packed
 
 
 @dataclass(frozen=True)
@@ -187,42 +230,61 @@ class Track:
         local=True searches only the segments around the waypoint nearest to the points' mean:
         exact for a tight cluster such as a car and its wheels, and far cheaper on long tracks.
         """
-        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
-        n = self.num_waypoints
-        if local and n > 2 * _LOCAL_WINDOW + 1:
-            mean = pts.mean(axis=0)
-            d = self.center_m - mean
-            nearest = int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
-            candidates = (nearest + _LOCAL_OFFSETS) % n
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        segments = self._segments()
+        if local and self.num_waypoints > 2 * _LOCAL_WINDOW + 1:
+            mean_x, mean_y = np.add.reduce(pts, axis=0) / len(pts)
+            dx, dy = segments.start_x - mean_x, segments.start_y - mean_y
+            nearest = int((dx * dx + dy * dy).argmin())
+            candidates, cx, cy, vx, vy, len2 = segments.windows[nearest]  # precomputed rows: no gather here
         else:
-            candidates = None
-        center = self.center_m if candidates is None else self.center_m[candidates]
-        seg_vec = self._seg_vec if candidates is None else self._seg_vec[candidates]
-        seg_len2 = self._seg_len2 if candidates is None else self._seg_len2[candidates]
-        rel = pts[:, None, :] - center[None, :, :]  # (M, S, 2)
-        t = (rel[..., 0] * seg_vec[:, 0] + rel[..., 1] * seg_vec[:, 1]) / seg_len2
-        np.clip(t, 0.0, 1.0, out=t)
-        dx = rel[..., 0] - t * seg_vec[:, 0]
-        dy = rel[..., 1] - t * seg_vec[:, 1]
+            candidates, cx, cy, vx, vy, len2 = segments.every
+        rx, ry = pts[:, 0:1] - cx, pts[:, 1:2] - cy  # (M, S): from each segment start to each point
+        t = (rx * vx + ry * vy) / len2
+        np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
+        dx = rx - t * vx
+        dy = ry - t * vy
         d2 = dx * dx + dy * dy
-        best = np.argmin(d2, axis=1)
+        best = d2.argmin(axis=1)
         rows = np.arange(len(pts))
         t_best = t[rows, best]
-        dist = np.sqrt(d2[rows, best])
-        seg = best if candidates is None else candidates[best]
-        side = _cross(self._unit[seg], rel[rows, best])
-        nxt = (seg + 1) % n
+        seg = candidates[best]
+        side = segments.unit_x[seg] * ry[rows, best] - segments.unit_y[seg] * rx[rows, best]
+        pairs = segments.waypoint_pairs[seg]
+        nxt = pairs[:, 1]
         half_width = 0.5 * (self.width_m[seg] * (1 - t_best) + self.width_m[nxt] * t_best)
         s = self.cumulative_s_m[seg] + t_best * self.segment_length_m[seg]
         return TrackProjection(
             s_m=np.mod(s, self.length_m),
-            distance_from_center_m=dist,
+            distance_from_center_m=np.sqrt(d2[rows, best]),
             is_left_of_center=side > 0,
             heading_rad=self.segment_heading_rad[seg],
-            closest_waypoints=np.stack([seg, nxt], axis=1),
+            closest_waypoints=pairs,
             segment_index=seg,
             half_width_m=half_width,
         )
+
+    def _segments(self) -> "_SegmentTables":
+        """Centerline segment geometry as contiguous columns, and project(local=True)'s windows, built once."""
+        cached = self.__dict__.get("_segment_tables")
+        if cached is None:
+            n = self.num_waypoints
+            ids = np.arange(n)
+            columns = (ids, self.center_m[:, 0], self.center_m[:, 1], self._seg_vec[:, 0], self._seg_vec[:, 1], self._seg_len2)
+            columns = tuple(np.ascontiguousarray(c) for c in columns)
+            window_ids = (ids[:, None] + _LOCAL_OFFSETS) % n  # (N, W)
+            tables = [c[window_ids] for c in columns]
+            cached = _SegmentTables(
+                start_x=columns[1],
+                start_y=columns[2],
+                unit_x=np.ascontiguousarray(self._unit[:, 0]),
+                unit_y=np.ascontiguousarray(self._unit[:, 1]),
+                waypoint_pairs=np.stack([ids, (ids + 1) % n], axis=1),
+                every=columns,
+                windows=[tuple(table[i] for table in tables) for i in range(n)],
+            )
+            self._segment_tables = cached
+        return cached
 
     def on_track(self, points: np.ndarray) -> np.ndarray:
         """Whether each point (M,2) lies between the borders."""
@@ -254,29 +316,37 @@ class Track:
             cache[key] = (lo, shape, cells)
         return cache[key]
 
+    def _ray_cells(self, max_range_m: float) -> "_RayCells":
+        """The ray caster's per-cell segment packs for rays of max_range_m (one per range, kept)."""
+        grids = self.__dict__.setdefault("_ray_cells_by_range", {})
+        grid = grids.get(max_range_m)
+        if grid is None:
+            lo, shape, cells = self._ray_grid(max_range_m)
+            real = np.hypot(*self._border_vec.T) > _EPS  # a zero-length border segment is never hit
+            grid = grids[max_range_m] = _RayCells(
+                float(lo[0]), float(lo[1]), int(shape[0]), int(shape[1]), cells, self._border_start, self._border_vec, real
+            )
+        return grid
+
     def ray_distances(self, origin: np.ndarray, angles_rad: np.ndarray, max_range_m: float) -> np.ndarray:
         """Distance (K,) from `origin` along world-frame `angles_rad` to the nearest border, capped at max_range_m."""
-        o = np.asarray(origin, dtype=np.float64)
-        angles = np.asarray(angles_rad, dtype=np.float64)
-        lo, shape, cells = self._ray_grid(max_range_m)
-        cell = np.floor((o - lo) / _RAY_GRID_CELL_M).astype(int)
-        if np.all(cell >= 0) and np.all(cell < shape):
-            near = cells[cell[0] * shape[1] + cell[1]]
-        else:  # far outside the track: test every border segment
-            near = slice(None)
-        p = self._border_start[near] - o  # (S, 2)
-        e = self._border_vec[near]
-        dx, dy = np.cos(angles)[:, None], np.sin(angles)[:, None]  # (K, 1)
-        denom = dx * e[:, 1] - dy * e[:, 0]  # (K, S)
-        p_cross_e = p[:, 0] * e[:, 1] - p[:, 1] * e[:, 0]  # (S,)
-        p_cross_d = p[:, 0] * dy - p[:, 1] * dx  # (K, S)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = 1.0 / denom
-            t = p_cross_e * inv
-            u = p_cross_d * inv
+        x, y = float(origin[0]), float(origin[1])
+        angles = np.asarray(angles_rad, dtype=np.float64).reshape(-1)
+        lines, offsets = self._ray_cells(max_range_m).near(x, y)
+        # Ray o + t·d meets segment s + u·e where t = (s-o)×e / d×e and u = (s-o)×d / d×e.
+        # One matmul gives d×e and (s-o)×d for every (ray, segment) pair, laid out (K, S).
+        d = np.empty((len(angles), 3))
+        np.cos(angles, out=d[:, 0])
+        np.sin(angles, out=d[:, 1])
+        np.subtract(x * d[:, 1], y * d[:, 0], out=d[:, 2])  # o×d
+        crosses = d @ lines
+        n = offsets.shape[1]
+        denom = crosses[:, :n]
+        with np.errstate(divide="ignore", invalid="ignore"):  # parallel ray and segment: no hit
+            t = ((1.0, x, y) @ offsets) / denom
+            u = crosses[:, n:] / denom
         hit = (t >= 0) & (u >= 0) & (u <= 1)
-        t = np.where(hit, t, max_range_m)
-        return np.minimum(t.min(axis=1, initial=max_range_m), max_range_m)
+        return np.where(hit, t, max_range_m).min(axis=1, initial=max_range_m)
 
     def curvature_per_m(self) -> np.ndarray:
         """Signed curvature (1/m, positive = left turn in index order) at each waypoint (Menger curvature)."""

@@ -1,0 +1,109 @@
+"""`python -m control.bench [NAME ...]`: run the selected benchmarks (default: every cheap one).
+
+Each sub-benchmark registers one entry in BENCHMARKS: a name, whether it is cheap (runs by
+default), a help line, a function adding its options to the parser, and a runner that
+takes the parsed arguments and returns a JSON-ready dict.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from control.errors import UserError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One selectable sub-benchmark."""
+
+    name: str
+    cheap: bool  # cheap benchmarks run when no name is given
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def _env_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("env benchmark")
+    group.add_argument("--steps", type=int, default=30_000, help="max timed steps per env of ours (default 30000)")
+    group.add_argument("--seconds", type=float, default=5.0, help="max step time per env of ours, s (default 5)")
+    group.add_argument("--peer-steps", type=int, default=3_000, help="max timed steps per peer env (default 3000)")
+    group.add_argument("--peer-seconds", type=float, default=5.0, help="max step time per peer env, s (default 5)")
+    group.add_argument("--track", default=None, help="track for our envs (default: the largest bundled track)")
+    group.add_argument("--no-peers", action="store_true", help="skip the highway-env comparison")
+
+
+def _env_run(args: argparse.Namespace) -> dict[str, Any]:
+    from control.bench.env_bench import run_env_benchmark
+
+    if args.steps < 1 or args.peer_steps < 1 or args.seconds <= 0 or args.peer_seconds <= 0:
+        raise UserError("--steps/--peer-steps must be >= 1 and --seconds/--peer-seconds > 0")
+    return run_env_benchmark(
+        max_steps=args.steps,
+        max_seconds=args.seconds,
+        peer_max_steps=args.peer_steps,
+        peer_max_seconds=args.peer_seconds,
+        track=args.track,
+        with_peers=not args.no_peers,
+        seed=args.seed,
+    )
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "env": Benchmark("env", True, "env steps/s of the vlidar and camera envs vs highway-env; lap-time references", _env_arguments, _env_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered benchmark's options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m control.bench",
+        description="Benchmarks. "
+        + "; ".join(f"{b.name}: {b.help}{'' if b.cheap else ' (not run by default)'}" for b in BENCHMARKS.values()),
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run ({', '.join(BENCHMARKS)}; default: the cheap ones)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for actions and resets (default 0)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    for bench in BENCHMARKS.values():
+        bench.add_arguments(parser)
+    return parser
+
+
+def selected_benchmarks(names: list[str]) -> list[Benchmark]:
+    """The benchmarks named (in order), or every cheap one when none is named."""
+    if not names:
+        return [b for b in BENCHMARKS.values() if b.cheap]
+    for name in names:
+        if name not in BENCHMARKS:
+            raise UserError(f"unknown benchmark '{name}'{did_you_mean(name, BENCHMARKS)}; expected one of {', '.join(BENCHMARKS)}")
+    return [BENCHMARKS[n] for n in dict.fromkeys(names)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks; a user error prints one line and returns 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        results = {}
+        for bench in selected_benchmarks(args.names):
+            print(f"== benchmark: {bench.name} ==", flush=True)
+            results[bench.name] = bench.run(args)
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2, default=_json_default))
+            print(f"results written to {args.json}")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and tuples in results -> plain JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

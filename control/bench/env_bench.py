@@ -1,0 +1,293 @@
+"""Environment throughput benchmark: env steps/s of our envs next to a peer env from PyPI.
+
+Random actions, `env.step` timed alone: resets are timed and reported separately, and the
+actions are sampled before the clock starts, so both sides pay for the same thing.
+Our envs: the vlidar env (32 rays) and the camera env (160×120 gray) on the largest bundled
+track. Peer: highway-env `racetrack-v0` with its LidarObservation and GrayscaleObservation
+(pinned in requirements-bench.txt); it is skipped with a message when not installed.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+ACTION_POOL_SIZE = 1024  # pre-sampled random actions, cycled through during the run
+NUM_RAYS = 32
+CAMERA_WIDTH_PX, CAMERA_HEIGHT_PX = 160, 120
+PEER_INSTALL_HINT = "pip install -r requirements-bench.txt"
+
+
+@dataclass
+class EnvBenchResult:
+    """Throughput of one env: step time without resets, resets timed on their own."""
+
+    name: str
+    kind: str  # "lidar" or "camera": which figures are compared as a ratio
+    observation_shape: tuple[int, ...]
+    steps: int
+    step_time_s: float  # wall time inside env.step
+    resets: int
+    reset_time_s: float  # wall time inside env.reset
+    step_cpu_time_s: float = float("nan")  # this process's CPU time over the steps (loop included, resets not)
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env steps per second, resets excluded."""
+        return self.steps / self.step_time_s if self.step_time_s > 0 else float("nan")
+
+    @property
+    def cpu_steps_per_s(self) -> float:
+        """Env steps per CPU second of this process: steadier than wall time on a busy machine."""
+        return self.steps / self.step_cpu_time_s if self.step_cpu_time_s > 0 else float("nan")
+
+    @property
+    def mean_reset_ms(self) -> float:
+        """Mean wall time of one reset, ms."""
+        return 1000.0 * self.reset_time_s / self.resets if self.resets else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, with the derived rates."""
+        return {**asdict(self), "steps_per_s": self.steps_per_s, "cpu_steps_per_s": self.cpu_steps_per_s, "mean_reset_ms": self.mean_reset_ms}
+
+
+@dataclass
+class EnvSpec:
+    """How to build one benchmarked env."""
+
+    name: str
+    kind: str
+    make: Callable[[], gym.Env]
+
+
+@dataclass
+class PeerStatus:
+    """The peer envs, or why they cannot run here."""
+
+    specs: list[EnvSpec] = field(default_factory=list)
+    skipped_reason: str | None = None
+
+
+def measure_env(spec: EnvSpec, max_steps: int, max_seconds: float, seed: int = 0, warmup_steps: int = 20) -> EnvBenchResult:
+    """Step `spec`'s env with random actions until max_steps or max_seconds of step time."""
+    env = spec.make()
+    try:
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(ACTION_POOL_SIZE)]
+        env.reset(seed=seed)
+        # Warm-up: first-call costs (camera texture rasterised lazily, caches) are not throughput.
+        for i in range(warmup_steps):
+            _, _, terminated, truncated, _ = env.step(actions[i % ACTION_POOL_SIZE])
+            if terminated or truncated:
+                env.reset()
+        env.reset(seed=seed + 1)
+        clock, cpu_clock = time.perf_counter, time.process_time
+        steps = resets = 0
+        step_time_s = reset_time_s = reset_cpu_s = 0.0
+        cpu_start = cpu_clock()
+        while steps < max_steps and step_time_s < max_seconds:
+            action = actions[steps % ACTION_POOL_SIZE]
+            t0 = clock()
+            obs, _, terminated, truncated, _ = env.step(action)
+            step_time_s += clock() - t0
+            steps += 1
+            if terminated or truncated:
+                c0, t0 = cpu_clock(), clock()
+                obs, _ = env.reset()
+                reset_time_s += clock() - t0
+                reset_cpu_s += cpu_clock() - c0
+                resets += 1
+        step_cpu_s = cpu_clock() - cpu_start - reset_cpu_s
+        shape = tuple(np.asarray(obs).shape) if not isinstance(obs, dict) else ()
+        return EnvBenchResult(spec.name, spec.kind, shape, steps, step_time_s, resets, reset_time_s, step_cpu_s)
+    finally:
+        env.close()
+
+
+def largest_bundled_track() -> str:
+    """Name of the longest bundled track."""
+    from control.track.track import Track, bundled_track_names
+
+    return max(bundled_track_names(), key=lambda name: Track.load(name).length_m)
+
+
+def our_env_specs(track: str) -> list[EnvSpec]:
+    """The vlidar env (32 rays) and the camera env (160×120 gray) on `track`."""
+    from control.env.racing_env import RacingEnv
+
+    vlidar = {"type": "vlidar", "num_rays": NUM_RAYS}
+    camera = {"type": "camera", "width_px": CAMERA_WIDTH_PX, "height_px": CAMERA_HEIGHT_PX, "rgb": False}
+    return [
+        EnvSpec(f"RacerVLidar-v0 ({track}, {NUM_RAYS} rays)", "lidar", lambda: RacingEnv({"track": track, "observation": vlidar})),
+        EnvSpec(
+            f"RacerCamera-v0 ({track}, {CAMERA_WIDTH_PX}x{CAMERA_HEIGHT_PX} gray)",
+            "camera",
+            lambda: RacingEnv({"track": track, "observation": camera}),
+        ),
+    ]
+
+
+def peer_env_specs() -> PeerStatus:
+    """highway-env racetrack-v0 with lidar and with grayscale observations, if highway-env is installed."""
+    # pygame's "dummy" video driver renders blank frames; "offscreen" renders real ones.
+    # Set before pygame is first imported, or it has no effect.
+    os.environ["SDL_VIDEODRIVER"] = "offscreen"
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        import highway_env
+    except ImportError as exc:
+        return PeerStatus(skipped_reason=f"peer comparison skipped: highway-env is not importable ({exc}); install it with `{PEER_INSTALL_HINT}`")
+    gym.register_envs(highway_env)
+    version = getattr(highway_env, "__version__", None) or _dist_version("highway-env")
+    lidar = {"observation": {"type": "LidarObservation"}}
+    gray = {
+        "observation": {
+            "type": "GrayscaleObservation",
+            "observation_shape": (CAMERA_WIDTH_PX, CAMERA_HEIGHT_PX),  # (width, height)
+            "stack_size": 1,
+            "weights": [0.2989, 0.5870, 0.1140],
+        },
+        "screen_width": CAMERA_WIDTH_PX,
+        "screen_height": CAMERA_HEIGHT_PX,
+    }
+    return PeerStatus(
+        specs=[
+            EnvSpec(f"highway-env {version} racetrack-v0 Lidar", "lidar", lambda: _make_peer("racetrack-v0", lidar)),
+            EnvSpec(
+                f"highway-env {version} racetrack-v0 Grayscale {CAMERA_WIDTH_PX}x{CAMERA_HEIGHT_PX}",
+                "camera",
+                lambda: _make_peer("racetrack-v0", gray),
+            ),
+        ]
+    )
+
+
+def _make_peer(env_id: str, config: dict[str, Any]) -> gym.Env:
+    """The bare peer env (no gym.make wrappers: ours are timed bare too)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # racetrack-v0 has a v1; v0 is the one compared
+        return gym.make(env_id, config=config).unwrapped
+
+
+def _dist_version(dist: str) -> str:
+    """Installed version of a distribution, or '?'."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def ratios(ours: list[EnvBenchResult], peers: list[EnvBenchResult]) -> dict[str, float]:
+    """Our steps/s divided by the peer's, per kind (lidar vs lidar, camera vs camera)."""
+    peer_by_kind = {p.kind: p for p in peers}
+    return {o.kind: o.steps_per_s / peer_by_kind[o.kind].steps_per_s for o in ours if o.kind in peer_by_kind}
+
+
+@dataclass(frozen=True)
+class LapTimeRow:
+    """The centerline lap-time reference of one track with the default built-in car."""
+
+    track: str
+    length_m: float
+    lap_time_s: float  # flying lap
+    standing_start_lap_time_s: float
+    average_speed_mps: float
+    centerline_feasible: bool
+
+
+def lap_time_rows() -> list[LapTimeRow]:
+    """The lap-time reference of every bundled track (default built-in simulator limits)."""
+    from control.sim.builtin import resolve_builtin_config
+    from control.track.lap_time import reference_for_sim_config
+    from control.track.track import Track, bundled_track_names
+
+    cfg = resolve_builtin_config({})
+    rows = []
+    for name in bundled_track_names():
+        ref = reference_for_sim_config(Track.load(name), cfg)
+        rows.append(
+            LapTimeRow(name, ref.track_length_m, ref.lap_time_s, ref.standing_start_lap_time_s, ref.average_speed_mps, ref.centerline_feasible)
+        )
+    return rows
+
+
+def format_throughput(ours: list[EnvBenchResult], peers: list[EnvBenchResult], peer_note: str | None) -> str:
+    """The throughput table, with our/peer ratios per kind."""
+    rate = ratios(ours, peers)
+    header = f"{'env':<52} {'obs shape':>13} {'steps':>7} {'steps/s':>9} {'cpu st/s':>9} {'resets':>6} {'reset ms':>8}  {'vs peer':>7}"
+    lines = [
+        "Env throughput (random actions; env.step only, resets timed separately; "
+        "steps/s: wall clock, cpu st/s: per CPU second of this process)",
+        header,
+        "-" * len(header),
+    ]
+    for r, is_ours in [*((o, True) for o in ours), *((p, False) for p in peers)]:
+        ratio = f"{rate[r.kind]:6.1f}x" if is_ours and r.kind in rate else ""
+        shape = "x".join(map(str, r.observation_shape))
+        lines.append(
+            f"{r.name:<52} {shape:>13} {r.steps:>7} {r.steps_per_s:>9,.0f} {r.cpu_steps_per_s:>9,.0f} {r.resets:>6} {r.mean_reset_ms:>8.2f}  {ratio:>7}"
+        )
+    if peer_note:
+        lines.append(peer_note)
+    return "\n".join(lines)
+
+
+def format_lap_times(rows: list[LapTimeRow]) -> str:
+    """The lap-time reference table."""
+    header = f"{'track':<12} {'length m':>9} {'lap s':>7} {'standing s':>10} {'avg m/s':>8} {'centerline feasible':>20}"
+    lines = ["Lap-time reference (centerline, default built-in car: 4 m/s, mu 0.7)", header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r.track:<12} {r.length_m:>9.2f} {r.lap_time_s:>7.2f} {r.standing_start_lap_time_s:>10.2f} "
+            f"{r.average_speed_mps:>8.2f} {str(r.centerline_feasible):>20}"
+        )
+    return "\n".join(lines)
+
+
+def run_env_benchmark(
+    max_steps: int = 30_000,
+    max_seconds: float = 5.0,
+    peer_max_steps: int = 3_000,
+    peer_max_seconds: float = 5.0,
+    track: str | None = None,
+    with_peers: bool = True,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measure our envs and the peer envs, print the tables, return the results as a dict."""
+    track = track or largest_bundled_track()
+    ours = []
+    for spec in our_env_specs(track):
+        log(f"measuring {spec.name} ...")
+        ours.append(measure_env(spec, max_steps, max_seconds, seed=seed))
+    peers: list[EnvBenchResult] = []
+    peer_note = None
+    if with_peers:
+        status = peer_env_specs()
+        peer_note = status.skipped_reason
+        for spec in status.specs:
+            log(f"measuring {spec.name} ...")
+            peers.append(measure_env(spec, peer_max_steps, peer_max_seconds, seed=seed))
+    else:
+        peer_note = "peer comparison skipped (--no-peers)"
+    laps = lap_time_rows()
+    log("")
+    log(format_throughput(ours, peers, peer_note))
+    log("")
+    log(format_lap_times(laps))
+    return {
+        "track": track,
+        "ours": [r.as_dict() for r in ours],
+        "peers": [r.as_dict() for r in peers],
+        "peer_skipped_reason": peer_note,
+        "ratios_vs_peer": ratios(ours, peers),
+        "lap_time_reference": [asdict(r) for r in laps],
+    }

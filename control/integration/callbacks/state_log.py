@@ -1,0 +1,135 @@
+"""RLlib callback that writes every env step's reward inputs as CSV (DeepRacer SIM_TRACE columns first).
+
+One file per env runner per training iteration under <run>/state_log/, written row by row (bounded
+memory) and flushed at every episode end and at the end of every sample, so a killed run keeps every
+finished episode. Evaluation runners write eval_* files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+# DeepRacer's SIM_TRACE columns, in order, so DeepRacer log-analysis notebooks read the file.
+SIM_TRACE_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward", "done",
+                     "all_wheels_on_track", "progress", "closest_waypoint", "track_len", "tstamp",
+                     "episode_status")
+EXTRA_COLUMNS = ("iteration", "worker_index", "env_index", "episode_id", "speed", "distance_from_center",
+                 "is_left_of_center", "is_offtrack", "is_crashed", "is_reversed", "reward_components")
+COLUMNS = SIM_TRACE_COLUMNS + EXTRA_COLUMNS
+STATE_LOG_DIRNAME = "state_log"
+_ITERATION_ATTR = "_racing_state_log_iteration"
+
+
+def state_log_path(log_dir: str | Path, iteration: int, worker_index: int, evaluation: bool) -> Path:
+    """File of one env runner for one training iteration."""
+    prefix = "eval_" if evaluation else ""
+    return Path(log_dir) / f"{prefix}iter_{iteration:06d}_runner_{worker_index:03d}.csv"
+
+
+def state_log_row(info: dict[str, Any], *, episode: int, reward: float, done: bool, iteration: int,
+                  worker_index: int, env_index: int, episode_id: str) -> list[Any]:
+    """One CSV row (COLUMNS order) from a step's info dict."""
+    p = info.get("params", {})
+    closest = p.get("closest_waypoints") or [None, None]
+    return [
+        episode, p.get("steps"), p.get("x"), p.get("y"), p.get("heading"), info.get("steering_deg"),
+        info.get("speed_cmd_mps"), info.get("action_index"), reward, done, p.get("all_wheels_on_track"),
+        p.get("progress"), closest[-1], p.get("track_length"), info.get("sim_time_s"),
+        info.get("episode_status"),
+        iteration, worker_index, env_index, episode_id, p.get("speed"), p.get("distance_from_center"),
+        p.get("is_left_of_center"), p.get("is_offtrack"), p.get("is_crashed"), p.get("is_reversed"),
+        json.dumps(info.get("reward_components", {}), sort_keys=True, default=float),
+    ]
+
+
+class StateLogCallback(RLlibCallback):
+    """Appends one CSV row per env step; `log_dir` is set by make_state_log_callback."""
+
+    log_dir: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+        self._file_key: tuple[int, bool] | None = None
+        self._episodes_started = 0
+        self._episode_numbers: dict[str, int] = {}
+
+    # --- algorithm side: tell every env runner which iteration it samples for ---------------------
+    def on_algorithm_init(self, *, algorithm: Any, **kwargs: Any) -> None:
+        """Runs after a restore (the restore callback comes first), so the iteration continues."""
+        _broadcast_iteration(algorithm, algorithm.iteration + 1)
+
+    def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
+        """The next samples belong to the next iteration."""
+        _broadcast_iteration(algorithm, int(result.get("training_iteration", algorithm.iteration)) + 1)
+
+    # --- env runner side ------------------------------------------------------------------------
+    def on_episode_start(self, *, episode: Any, **kwargs: Any) -> None:
+        """Number episodes per env runner, as DeepRacer's SIM_TRACE does."""
+        self._episode_numbers[episode.id_] = self._episodes_started
+        self._episodes_started += 1
+
+    def on_episode_step(self, *, episode: Any, env_runner: Any = None, env_index: int = 0,
+                        **kwargs: Any) -> None:
+        """Write the row of the step just taken."""
+        writer = self._writer_for(env_runner)
+        info = episode.get_infos(-1)
+        number = self._episode_numbers.setdefault(episode.id_, self._episodes_started)
+        writer.writerow(state_log_row(
+            info, episode=number, reward=float(episode.get_rewards(-1)), done=bool(episode.is_done),
+            iteration=self._file_key[0], worker_index=int(getattr(env_runner, "worker_index", 0)),
+            env_index=int(env_index), episode_id=str(episode.id_)))
+
+    def on_episode_end(self, *, episode: Any, **kwargs: Any) -> None:
+        """Flush so a killed run keeps every finished episode."""
+        self._episode_numbers.pop(episode.id_, None)
+        if self._file is not None:
+            self._file.flush()
+
+    def on_sample_end(self, **kwargs: Any) -> None:
+        """Flush the rows of episodes still running at the end of the sample."""
+        if self._file is not None:
+            self._file.flush()
+
+    def __del__(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _writer_for(self, env_runner: Any) -> Any:
+        """The CSV writer of this env runner's current iteration, opening a new file when it changed."""
+        iteration = int(getattr(env_runner, _ITERATION_ATTR, 0))
+        evaluation = bool(getattr(getattr(env_runner, "config", None), "in_evaluation", False))
+        key = (iteration, evaluation)
+        if key != self._file_key:
+            if self._file is not None:
+                self._file.close()
+            path = state_log_path(self.log_dir, iteration, int(getattr(env_runner, "worker_index", 0)), evaluation)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            is_new = not path.exists() or path.stat().st_size == 0
+            self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open across steps
+            self._writer = csv.writer(self._file)
+            if is_new:
+                self._writer.writerow(COLUMNS)
+            self._file_key = key
+        return self._writer
+
+
+def _broadcast_iteration(algorithm: Any, iteration: int) -> None:
+    """Set the iteration attribute on every (training and evaluation) env runner."""
+    def set_iteration(env_runner: Any) -> None:
+        setattr(env_runner, _ITERATION_ATTR, iteration)
+
+    for group in (getattr(algorithm, "env_runner_group", None), getattr(algorithm, "eval_env_runner_group", None)):
+        if group is not None:
+            group.foreach_env_runner(set_iteration, local_env_runner=True)
+
+
+def make_state_log_callback(log_dir: str | Path) -> type[StateLogCallback]:
+    """A StateLogCallback class bound to `log_dir` (RLlib instantiates callback classes without arguments)."""
+    return type("BoundStateLogCallback", (StateLogCallback,), {"log_dir": os.fspath(Path(log_dir).resolve())})

@@ -1,0 +1,231 @@
+"""Command line of ppo_train.py: YAML config + flags -> a Tune run under results/<NAME>/."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from control.errors import ConfigError, UserError
+
+logger = logging.getLogger(__name__)
+
+EPILOG = """examples:
+  python ppo_train.py resources/configs/ppo_vlidar_config.yaml -n vlidar1 --stop_duration 30m
+  python ppo_train.py -n vlidar1 --restore --stop_iteration 200        # continue the latest checkpoint
+  python ppo_train.py CONFIG --set lr=1e-4 --set env_config.track=hairpins --state_log
+  python ppo_train.py CONFIG --address auto                            # join a running Ray cluster
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ppo_train.py argument parser."""
+    p = argparse.ArgumentParser(
+        prog="ppo_train.py", description="Train a PPO racing policy with Ray RLlib under Ray Tune.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config_pos", nargs="?", metavar="CONFIG", help="YAML config (flat RLlib style)")
+    p.add_argument("--config", dest="config_opt", metavar="CONFIG", help="same as the positional CONFIG")
+    p.add_argument("-n", "--name", help="run name: the run lives in RESULTS/NAME (default: <config>_<time>)")
+    p.add_argument("--results_dir", help="folder holding runs (default: $RESULTS or results/ at the repo root)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("--restore", nargs="?", const="", default=None, metavar="PATH",
+                   help="continue from a checkpoint (no PATH: the latest checkpoint of NAME); "
+                        "counters carry on and --stop_duration counts from now")
+    stop = p.add_argument_group("stop conditions (any one stops the run; they override the config's stop:)")
+    stop.add_argument("--stop_iteration", type=int, metavar="N", help="stop at training iteration N (lifetime)")
+    stop.add_argument("--stop_duration", metavar="T", help="stop after T wall time from (re)start: 360s, 10m, 1h, 1h30m")
+    stop.add_argument("--stop_timesteps", type=int, metavar="N", help="stop after N env steps sampled (lifetime)")
+    stop.add_argument("--stop_progress", type=float, metavar="P", help="stop once mean lap progress reaches P percent")
+    p.add_argument("--state_log", action="store_true", help="write every step's reward inputs as CSV under RUN/state_log/")
+    p.add_argument("--mlflow_uri", metavar="URI", help="log params, metrics and artifacts to this MLflow tracking URI")
+    p.add_argument("--mlflow_experiment", metavar="NAME", help="MLflow experiment (default: the config file's stem)")
+    p.add_argument("--mlflow_checkpoints", action="store_true", help="also upload checkpoints to MLflow")
+    p.add_argument("--address", metavar="ADDR", help="join a running Ray cluster ('auto' or HEAD_IP:PORT)")
+    p.add_argument("--num_env_runners", type=int, metavar="N", help="number of sampling env runners")
+    p.add_argument("--seed", type=int, help="seed for RLlib and the envs")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable); dotted keys reach into sections, "
+                        "e.g. env_config.max_episode_steps=200 or model.fcnet_hiddens=[64,64]")
+    p.add_argument("--checkpoint_frequency", type=int, metavar="K", help="checkpoint every K iterations")
+    p.add_argument("--checkpoint_num_to_keep", type=int, metavar="N", help="keep the last N checkpoints")
+    p.add_argument("-v", "--verbose", type=int, default=1, choices=(0, 1, 2), help="Tune console verbosity")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ppo_train.py with `argv` (default sys.argv[1:]); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        outcome = train_from_args(args, argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"aborted: {exc}", file=sys.stderr)
+        return 130
+    _print_outcome(outcome)
+    return 0
+
+
+def train_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
+    """Resolve the config, prepare the run folder, join/start Ray and train."""
+    from control.training import run_folder as rf
+    from control.training.checkpoints import resolve_restore_path
+    from control.training.config_loader import apply_overrides, load_config_file, resolve_config
+    from control.training.stop import parse_duration_s
+
+    if args.config_pos and args.config_opt and args.config_pos != args.config_opt:
+        raise ConfigError(f"two configs given ({args.config_pos}, {args.config_opt}): give one")
+    results_dir = Path(args.results_dir).resolve() if args.results_dir else rf.default_results_dir()
+    restoring = args.restore is not None
+    config_path = args.config_pos or args.config_opt
+    if restoring and not args.name and args.restore == "":
+        raise ConfigError("--restore without a PATH needs -n/--name: the run whose latest checkpoint to continue")
+    name = args.name or rf.default_run_name(config_path)
+    if config_path is None:
+        if not restoring:
+            raise ConfigError("no config: pass CONFIG, e.g. resources/configs/ppo_vlidar_config.yaml")
+        config_path = results_dir / rf.check_run_name(name) / rf.CONFIG_FILENAME
+    # Parse every flag before touching the run folder, so a typo never leaves a half-made run.
+    stop_duration_s = parse_duration_s(args.stop_duration) if args.stop_duration is not None else None
+    for flag in ("stop_iteration", "stop_timesteps", "num_env_runners", "checkpoint_frequency",
+                 "checkpoint_num_to_keep"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "num_env_runners" else 1):
+            raise ConfigError(f"--{flag} {value}: expected a whole number >= {0 if flag == 'num_env_runners' else 1}")
+    overrides = list(args.overrides)
+    if args.num_env_runners is not None:
+        overrides.append(f"num_env_runners={args.num_env_runners}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    raw = apply_overrides(load_config_file(config_path), overrides)
+    env_config = raw.setdefault("env_config", {}) or {}
+    if isinstance(env_config, dict) and str(raw.get("env", "")).startswith("Racer"):
+        env_config["run_name"] = name
+        if args.seed is not None:
+            env_config["seed"] = args.seed
+    stop_section = dict(raw.get("stop") or {})
+    file_stop = dict(stop_section)
+    for key, value in (("iteration", args.stop_iteration), ("duration", stop_duration_s),
+                       ("timesteps", args.stop_timesteps), ("progress", args.stop_progress)):
+        if value is not None:
+            stop_section[key] = value
+    raw["stop"] = stop_section
+    checkpoint_section = dict(raw.get("checkpoint") or {})
+    if args.checkpoint_frequency is not None:
+        checkpoint_section["frequency"] = args.checkpoint_frequency
+    if args.checkpoint_num_to_keep is not None:
+        checkpoint_section["num_to_keep"] = args.checkpoint_num_to_keep
+    raw["checkpoint"] = checkpoint_section
+    resolved = resolve_config(raw, where=str(config_path))
+    for notice in resolved.notices:
+        print(f"config: {notice}", file=sys.stderr)
+
+    restore_path = resolve_restore_path(args.restore, results_dir / name) if args.restore else None
+    folder = rf.prepare_run_folder(results_dir, name, overwrite=args.overwrite, restore=restoring,
+                                   restore_elsewhere=bool(args.restore))
+    if restoring and restore_path is None:
+        restore_path = resolve_restore_path(args.restore, folder)
+    recorded = resolved.to_dict()
+    # config.yaml keeps the file's own stop: a restore without stop flags runs to it; flags are in command.txt.
+    recorded["stop"] = file_stop
+    rf.write_run_files(folder, recorded, argv)
+    print(f"run folder: {folder}")
+    if restore_path is not None:
+        print(f"restoring: {restore_path}")
+    print(f"stops at: {resolved.stop.describe()}")
+    return run_training(resolved, folder, address=args.address, restore_path=restore_path,
+                        state_log=args.state_log, mlflow_uri=args.mlflow_uri,
+                        mlflow_experiment=args.mlflow_experiment or Path(str(config_path)).stem,
+                        mlflow_checkpoints=args.mlflow_checkpoints, command_line=argv, verbose=args.verbose)
+
+
+def run_training(resolved: Any, folder: Path, *, address: str | None = None, restore_path: Path | None = None,
+                 state_log: bool = False, mlflow_uri: str | None = None, mlflow_experiment: str = "racing",
+                 mlflow_checkpoints: bool = False, command_line: list[str] | None = None,
+                 verbose: int = 1) -> Any:
+    """Build the PPOConfig with this project's callbacks and run it under Tune (Ray started or joined here)."""
+    import ray
+
+    from control.integration.callbacks.metrics import EpisodeMetricsCallback
+    from control.integration.callbacks.state_log import STATE_LOG_DIRNAME, make_state_log_callback
+    from control.training.checkpoints import make_restore_callback
+    from control.training.config_loader import build_ppo_config
+    from control.training.tune_run import run_tune
+
+    started_ray = False
+    if not ray.is_initialized():
+        # Workers inherit these: one torch thread each (2 threads on a busy core cost 10x, see STACK_NOTES).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 1,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "PYTHONPATH": _repo_pythonpath()}}
+                 if address else None)
+        started_ray = True
+    try:
+        _register_envs()
+        config = build_ppo_config(resolved)
+        callbacks: list[type] = []
+        if restore_path is not None:
+            callbacks.append(make_restore_callback(restore_path))  # first: the others see restored counters
+        callbacks.append(EpisodeMetricsCallback)
+        state_log_dir = folder / STATE_LOG_DIRNAME
+        if state_log:
+            callbacks.append(make_state_log_callback(state_log_dir))
+        config.callbacks(callbacks_class=callbacks)
+        tune_callbacks = []
+        if mlflow_uri:
+            tune_callbacks.append(_mlflow_callback(mlflow_uri, mlflow_experiment, folder, resolved.to_dict(),
+                                                   command_line or [], mlflow_checkpoints,
+                                                   state_log_dir if state_log else None))
+        return run_tune(config, run_folder=folder, stop=resolved.stop,
+                        checkpoint_frequency=resolved.checkpoint["frequency"],
+                        checkpoint_num_to_keep=resolved.checkpoint["num_to_keep"],
+                        tune_callbacks=tune_callbacks, verbose=verbose)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _register_envs() -> None:
+    """Register the racing envs with RLlib's registry (import order may have skipped it)."""
+    try:
+        from control.env.registration import register_rllib_envs
+    except ImportError:  # the env package is not there (a non-racing env such as CartPole still trains)
+        return
+    register_rllib_envs()
+
+
+def _repo_pythonpath() -> str:
+    """The repo root, so workers on other nodes of a cluster can import `control` from the same path."""
+    from control.training.run_folder import REPO_ROOT
+
+    return os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def _mlflow_callback(uri: str, experiment: str, folder: Path, resolved: dict[str, Any], argv: list[str],
+                     log_checkpoints: bool, state_log_dir: Path | None) -> Any:
+    """The project's MLflow Tune callback (imported only when asked for)."""
+    try:
+        from control.integration.callbacks.mlflow_callback import CustomMlflowCallback
+    except ImportError as exc:
+        raise UserError(f"--mlflow_uri needs the MLflow callback: {exc}") from None
+    return CustomMlflowCallback(tracking_uri=uri, experiment_name=experiment, run_folder=folder,
+                                resolved_config=resolved, command_line=" ".join(["ppo_train.py", *argv]),
+                                run_name=folder.name, log_checkpoints=log_checkpoints,
+                                state_log_dir=state_log_dir)
+
+
+def _print_outcome(outcome: Any) -> None:
+    """Where the checkpoint is and how to roll it out."""
+    print(f"\ntraining stopped: {outcome.stop_reason} (iteration {outcome.iteration}, "
+          f"{outcome.timesteps} env steps)")
+    if outcome.checkpoint is None:
+        print("no checkpoint was saved")
+        return
+    name = outcome.run_folder.name
+    print(f"checkpoint: {outcome.checkpoint}")
+    print(f"roll it out:   make -C control rollout NAME={name}")
+    print(f"or continue:   make -C control train_restore NAME={name}")

@@ -1,0 +1,371 @@
+"""YAML (flat RLlib style) -> resolved config with current names -> PPOConfig on RLlib's new API stack.
+
+Older RLlib names are mapped with a one-line notice each, keys meaningless for PPO on the new stack
+are reported as ignored with the reason, and unknown keys are errors with a suggestion. Nothing is
+ignored silently.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from control.errors import ConfigError, did_you_mean, unknown_key_error
+from control.training.legacy_keys import (
+    CHECKPOINT_KEYS,
+    IGNORED_KEYS,
+    MODEL_IGNORED_KEYS,
+    MODEL_RENAMED_KEYS,
+    MODEL_UNSUPPORTED_KEYS,
+    PROJECT_KEYS,
+    RENAMED_KEYS,
+    RESTRICTED_KEYS,
+)
+from control.training.stop import StopConditions, stop_conditions_from
+
+logger = logging.getLogger(__name__)
+
+RACING_ENV_PREFIX = "Racer"
+OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
+DEFAULT_CHECKPOINT = {"frequency": 10, "num_to_keep": 3}
+# Keys the loader applies itself (RLlib alone would ignore them on the new stack).
+HANDLED_KEYS = ("model", "model_config", "observation_filter", "clip_rewards", "lr_schedule",
+                "entropy_coeff_schedule", "vf_share_layers", "env", "env_config", "seed")
+# AlgorithmConfig attributes that are not settings a user writes in a file.
+_NOT_SETTINGS = {"callbacks", "input", "output", "_model_config", "_rl_module_spec",
+                 "_env_to_module_connector", "_module_to_env_connector", "_learner_connector",
+                 "_learner_class", "env_runner_cls", "offline_data_class", "prelearner_class"}
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load that also reads 1e-4 as a float (YAML 1.1 wants 1.0e-4)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> Python value (safe loader, 1e-4 is a float); raises ConfigError on bad YAML."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"bad YAML in {where}: {' '.join(str(exc).split())}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict; raises ConfigError when missing or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = parse_yaml(path.read_text(), str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Copy of `raw` with each 'dotted.key=yaml_value' applied (e.g. env_config.max_episode_steps=50)."""
+    out = copy.deepcopy(raw)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"bad --set '{assignment}': expected KEY=VALUE, e.g. lr=1e-4 or env_config.track=oval")
+        node = out
+        parts = key.split(".")
+        parts[0] = _same_setting_in(out, parts[0])
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"bad --set '{assignment}': '{'.'.join(parts[:i + 1])}' is not a section")
+            node = child
+        node[parts[-1]] = parse_yaml(text, f"--set {key}")
+    return out
+
+
+def _same_setting_in(raw: dict[str, Any], key: str) -> str:
+    """The name under which `raw` already holds the setting `key` (old or current name), else `key`."""
+    if key in RENAMED_KEYS and RENAMED_KEYS[key] in raw:
+        return RENAMED_KEYS[key]
+    for old, new in RENAMED_KEYS.items():
+        if new == key and old in raw:
+            return old
+    return key
+
+
+@dataclass
+class ResolvedConfig:
+    """A config with current RLlib names only, plus this project's run settings."""
+
+    settings: dict[str, Any]  # top-level AlgorithmConfig settings (current names)
+    env: str
+    env_config: dict[str, Any]
+    model_config: dict[str, Any]
+    stop: StopConditions
+    checkpoint: dict[str, int]
+    observation_filter: str = "NoFilter"
+    clip_rewards: float | bool | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict that the loader reads back to the same config (written as the run's config.yaml)."""
+        out: dict[str, Any] = {"env": self.env, **self.settings}
+        if self.observation_filter != "NoFilter":
+            out["observation_filter"] = self.observation_filter
+        if self.clip_rewards not in (None, False):
+            out["clip_rewards"] = self.clip_rewards
+        out["model_config"] = dict(self.model_config)
+        out["env_config"] = dict(self.env_config)
+        stop = {k: v for k, v in (("iteration", self.stop.iteration), ("duration", self.stop.duration_s),
+                                  ("timesteps", self.stop.timesteps), ("progress", self.stop.progress))
+                if v is not None}
+        out["stop"] = stop
+        out["checkpoint"] = dict(self.checkpoint)
+        return out
+
+
+@lru_cache(maxsize=1)
+def current_setting_names() -> frozenset[str]:
+    """Top-level settings PPOConfig accepts on the new stack (dict names such as 'lambda', 'lr')."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    names = {k.lstrip("_") if k == "_train_batch_size_per_learner" else k for k in PPOConfig().to_dict()}
+    names = {k for k in names if not k.startswith("_")} - _NOT_SETTINGS - set(IGNORED_KEYS)
+    return frozenset(names | {"lambda_", "train_batch_size_per_learner"})
+
+
+def model_field_names() -> tuple[str, ...]:
+    """Fields of RLlib's DefaultModelConfig (the new stack's `model_config`)."""
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    return tuple(f.name for f in dataclasses.fields(DefaultModelConfig))
+
+
+def resolve_config(raw: dict[str, Any], where: str = "config") -> ResolvedConfig:
+    """Map a flat RLlib-style dict to current names; notices for renamed/ignored keys, errors otherwise."""
+    raw = copy.deepcopy(raw)
+    notices: list[str] = []
+    valid_top = sorted(current_setting_names() | set(RENAMED_KEYS) | set(IGNORED_KEYS)
+                       | set(HANDLED_KEYS) | set(PROJECT_KEYS) | {"lambda"})
+    settings: dict[str, Any] = {}
+    model_raw: dict[str, Any] = {}
+    model_config: dict[str, Any] = {}
+    schedules: dict[str, Any] = {}
+    observation_filter = "NoFilter"
+    clip_rewards = None
+
+    for key, value in raw.items():
+        if key in RESTRICTED_KEYS:
+            allowed, right = RESTRICTED_KEYS[key]
+            if value not in allowed:
+                raise ConfigError(f"{where}: '{key}: {value}' cannot be honoured: {right}")
+            continue
+        if key in IGNORED_KEYS:
+            notices.append(f"ignored '{key}': {IGNORED_KEYS[key]}")
+            continue
+        if key in RENAMED_KEYS:
+            new = RENAMED_KEYS[key]
+            if new in raw:
+                raise ConfigError(f"{where}: both '{key}' and its current name '{new}' are set; keep '{new}'")
+            notices.append(f"'{key}' is now '{new}'")
+            settings[new] = value
+        elif key == "model":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'model' must be a mapping of model settings")
+            model_raw.update(value)
+        elif key == "model_config":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'model_config' must be a mapping of DefaultModelConfig fields")
+            model_config.update(value)
+        elif key == "vf_share_layers":
+            notices.append("'vf_share_layers' (top level) is now 'model_config.vf_share_layers'")
+            model_config.setdefault("vf_share_layers", value)
+        elif key == "observation_filter":
+            if value not in OBSERVATION_FILTERS:
+                raise ConfigError(f"{where}: observation_filter '{value}' is not supported"
+                                  f"{did_you_mean(value, OBSERVATION_FILTERS)}; use one of {', '.join(OBSERVATION_FILTERS)}")
+            observation_filter = value
+            if value == "MeanStdFilter":
+                notices.append("'observation_filter: MeanStdFilter' is applied as RLlib's MeanStdFilter "
+                               "env-to-module connector")
+        elif key == "clip_rewards":
+            if value is not None and not isinstance(value, (bool, int, float)):
+                raise ConfigError(f"{where}: clip_rewards must be true, false or a positive number, not {value!r}")
+            clip_rewards = value
+            if value not in (None, False):
+                notices.append(f"'clip_rewards: {value}' is applied as a learner connector that clips rewards "
+                               f"to ±{1.0 if value is True else float(value):g}")
+        elif key in ("lr_schedule", "entropy_coeff_schedule"):
+            if value is not None:
+                target = key.removesuffix("_schedule")
+                notices.append(f"'{key}' is now a schedule given as '{target}: [[timestep, value], ...]'")
+                schedules[target] = value
+        elif key in PROJECT_KEYS or key in ("env", "env_config"):
+            continue
+        elif key in current_setting_names():
+            settings["lambda_" if key == "lambda" else key] = value
+        else:
+            raise unknown_key_error(key, valid_top, where)
+
+    for target, schedule in schedules.items():
+        settings[target] = _schedule(schedule, settings.get(target), target, notices, where)
+
+    model_config = _resolve_model(model_raw, model_config, notices, where)
+    _check_kl(settings, notices)
+    env, env_config = _resolve_env(raw, where)
+    _check_evaluation(settings, notices, where)
+    stop = stop_conditions_from(raw.get("stop"), f"{where}: stop")
+    checkpoint = _resolve_checkpoint(raw.get("checkpoint"), f"{where}: checkpoint")
+    for notice in notices:
+        logger.info(notice)
+    return ResolvedConfig(settings=settings, env=env, env_config=env_config, model_config=model_config,
+                          stop=stop, checkpoint=checkpoint, observation_filter=observation_filter,
+                          clip_rewards=clip_rewards, notices=notices)
+
+
+def _schedule(schedule: Any, base: Any, target: str, notices: list[str], where: str) -> list[list[float]]:
+    """Validated [[timestep, value], ...] starting at timestep 0 (RLlib's new stack requires it)."""
+    ok = isinstance(schedule, list) and schedule and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, (int, float)) for x in p) for p in schedule)
+    if not ok:
+        raise ConfigError(f"{where}: {target}_schedule must be a list of [timestep, value] pairs, e.g. [[0, 3e-4], [1000000, 1e-5]]")
+    points = [[int(t), float(v)] for t, v in schedule]
+    if any(b[0] <= a[0] for a, b in zip(points, points[1:])):
+        raise ConfigError(f"{where}: {target}_schedule timesteps must increase")
+    if points[0][0] != 0:
+        start = float(base) if isinstance(base, (int, float)) else points[0][1]
+        notices.append(f"'{target}_schedule' starts after timestep 0: {target} is {start:g} until then")
+        points.insert(0, [0, start])
+    return points
+
+
+def _resolve_model(model_raw: dict[str, Any], model_config: dict[str, Any], notices: list[str],
+                   where: str) -> dict[str, Any]:
+    """Old `model:` keys -> DefaultModelConfig fields; current `model_config:` keys win."""
+    fields = model_field_names()
+    out: dict[str, Any] = {}
+    same_name: list[str] = []
+    for key, value in model_raw.items():
+        if key in MODEL_UNSUPPORTED_KEYS:
+            raise ConfigError(f"{where}: 'model.{key}' cannot be honoured: {MODEL_UNSUPPORTED_KEYS[key]}")
+        if key in MODEL_IGNORED_KEYS:
+            notices.append(f"ignored 'model.{key}': {MODEL_IGNORED_KEYS[key]}")
+            continue
+        new = MODEL_RENAMED_KEYS.get(key, key)
+        if new not in fields:
+            raise unknown_key_error(key, set(fields) | set(MODEL_RENAMED_KEYS) | set(MODEL_IGNORED_KEYS), f"{where}: model")
+        if new != key:
+            notices.append(f"'model.{key}' is now 'model_config.{new}'")
+        else:
+            same_name.append(key)
+        out[new] = value
+    if same_name:
+        # One line for the section: RLlib alone would ignore `model` on the new stack.
+        notices.append(f"'model' is now 'model_config' (rl_module's DefaultModelConfig): {', '.join(same_name)}")
+    for key, value in model_config.items():
+        if key not in fields:
+            raise unknown_key_error(key, fields, f"{where}: model_config")
+        out[key] = value
+    return out
+
+
+def _check_kl(settings: dict[str, Any], notices: list[str]) -> None:
+    """Old PPO switched the KL penalty off with kl_coeff: 0; the new stack has use_kl_loss."""
+    if settings.get("kl_coeff") == 0 and "use_kl_loss" not in settings:
+        settings["use_kl_loss"] = False
+        notices.append("'kl_coeff: 0' now also sets 'use_kl_loss: false'")
+
+
+def _check_evaluation(settings: dict[str, Any], notices: list[str], where: str) -> None:
+    """Evaluation runs on its own env runners (own simulators) with deterministic actions."""
+    interval = settings.get("evaluation_interval")
+    if not interval:
+        return
+    if not settings.get("evaluation_num_env_runners"):
+        settings["evaluation_num_env_runners"] = 1
+        notices.append("evaluation runs on its own env runner (own simulator): evaluation_num_env_runners set to 1")
+    eval_cfg = settings.setdefault("evaluation_config", {}) or {}
+    if not isinstance(eval_cfg, dict):
+        raise ConfigError(f"{where}: evaluation_config must be a mapping of settings")
+    eval_cfg.setdefault("explore", False)
+    # Marks the evaluation runners' envs: a CARLA env then uses its own server slot, never a training one.
+    eval_env = eval_cfg.setdefault("env_config", {}) or {}
+    eval_env["_in_evaluation"] = True
+    eval_cfg["env_config"] = eval_env
+    settings["evaluation_config"] = eval_cfg
+
+
+def _resolve_env(raw: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    """The env name (registered with gymnasium/RLlib) and its validated env_config."""
+    import gymnasium as gym
+
+    import control  # noqa: F401 - registers the racing envs
+
+    env = raw.get("env")
+    if not isinstance(env, str) or not env:
+        raise ConfigError(f"{where}: 'env' is missing; name a registered env such as RacerVLidar-v0")
+    env_config = raw.get("env_config") or {}
+    if not isinstance(env_config, dict):
+        raise ConfigError(f"{where}: 'env_config' must be a mapping")
+    racing = sorted(k for k in gym.envs.registry if k.startswith(RACING_ENV_PREFIX))
+    if env.startswith(RACING_ENV_PREFIX) or env not in gym.envs.registry:
+        if env not in racing:
+            raise ConfigError(f"{where}: unknown env '{env}'{did_you_mean(env, racing)}; registered: {', '.join(racing)}")
+        from control.env.config import validate_env_config
+
+        env_config = validate_env_config(env_config)
+    return env, dict(env_config)
+
+
+def _resolve_checkpoint(section: Any, where: str) -> dict[str, int]:
+    section = dict(section or {})
+    for key, value in section.items():
+        if key not in CHECKPOINT_KEYS:
+            raise unknown_key_error(key, CHECKPOINT_KEYS, where)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}.{key}: expected a whole number >= 1, not {value!r}")
+    return {**DEFAULT_CHECKPOINT, **section}
+
+
+def build_ppo_config(resolved: ResolvedConfig) -> Any:
+    """PPOConfig (new API stack) from a ResolvedConfig; callbacks are added by the caller."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    from control.training.connectors import clip_rewards_connector, mean_std_filter_connector
+
+    config = PPOConfig().environment(env=resolved.env, env_config=resolved.env_config)
+    config.update_from_dict(resolved.settings)
+    config.rl_module(model_config=DefaultModelConfig(**resolved.model_config))
+    if resolved.observation_filter == "MeanStdFilter":
+        config.env_runners(env_to_module_connector=mean_std_filter_connector)
+    if resolved.clip_rewards not in (None, False):
+        limit = 1.0 if resolved.clip_rewards is True else float(resolved.clip_rewards)
+        config.learners(learner_connector=clip_rewards_connector(limit))
+    return config
+
+
+def load_ppo_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Any, ResolvedConfig]:
+    """Config file (+ --set overrides) -> (PPOConfig, ResolvedConfig)."""
+    raw = apply_overrides(load_config_file(path), overrides or [])
+    resolved = resolve_config(raw, where=str(path))
+    return build_ppo_config(resolved), resolved

@@ -1,0 +1,115 @@
+"""The env benchmark's logic: what it counts, what it compares, what it prints (no timing asserted)."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from control.bench import cli, env_bench
+from control.bench.env_bench import EnvBenchResult, EnvSpec, measure_env
+from control.env.racing_env import RacingEnv
+from control.errors import UserError
+from control.sim.builtin import resolve_builtin_config
+from control.track.lap_time import reference_for_sim_config
+from control.track.track import Track, bundled_track_names
+
+
+def _five_step_episodes() -> RacingEnv:
+    """Episodes that end by truncation after exactly 5 steps, whatever the random actions do."""
+    return RacingEnv(
+        {
+            "max_episode_steps": 5,
+            "termination": {"off_track": False, "reversed": False, "immobilized_steps": 1000},
+        }
+    )
+
+
+def test_measure_env_counts_steps_and_times_resets_apart():
+    result = measure_env(EnvSpec("five", "lidar", _five_step_episodes), max_steps=23, max_seconds=60.0)
+    assert result.steps == 23
+    assert result.resets == 4  # after steps 5, 10, 15, 20: resets are counted apart from steps
+    assert result.step_time_s > 0 and result.reset_time_s > 0
+    assert result.steps_per_s == pytest.approx(23 / result.step_time_s)
+    assert result.observation_shape == (34,)  # 32 rays + speed + steering
+
+
+def test_measure_env_stops_at_the_time_budget():
+    result = measure_env(EnvSpec("five", "lidar", _five_step_episodes), max_steps=10**9, max_seconds=1e-12)
+    assert result.steps == 1
+
+
+def test_ratios_pair_lidar_with_lidar_and_camera_with_camera():
+    def r(name, kind, steps):
+        return EnvBenchResult(name, kind, (1,), steps, 1.0, 0, 0.0)
+
+    ours = [r("ours lidar", "lidar", 10_000), r("ours camera", "camera", 5_000)]
+    peers = [r("peer lidar", "lidar", 500), r("peer gray", "camera", 250)]
+    assert env_bench.ratios(ours, peers) == {"lidar": 20.0, "camera": 20.0}
+    assert env_bench.ratios(ours, peers[:1]) == {"lidar": 20.0}
+    table = env_bench.format_throughput(ours, peers, None)
+    assert "20.0x" in table and "10,000" in table and "peer gray" in table
+
+
+def test_our_envs_run_on_the_largest_bundled_track():
+    names = bundled_track_names()
+    longest = max(names, key=lambda n: Track.load(n).length_m)
+    assert env_bench.largest_bundled_track() == longest
+    lidar, camera = env_bench.our_env_specs(longest)
+    lidar_env, camera_env = lidar.make(), camera.make()
+    assert lidar_env.track.name == longest and lidar_env.observation_space.shape == (32 + 2,)
+    assert camera_env.observation_space.shape == (120, 160, 1)
+
+
+def test_lap_time_rows_cover_every_bundled_track():
+    rows = env_bench.lap_time_rows()
+    assert [r.track for r in rows] == bundled_track_names()
+    for row in rows:
+        ref = reference_for_sim_config(Track.load(row.track), resolve_builtin_config({}))
+        assert row.lap_time_s == pytest.approx(ref.lap_time_s)
+        assert row.length_m == pytest.approx(Track.load(row.track).length_m)
+    assert row.track in env_bench.format_lap_times(rows)
+
+
+def test_peer_is_skipped_with_an_install_hint_when_highway_env_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "highway_env", None)  # makes `import highway_env` raise ImportError
+    monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")  # restored after the test
+    status = env_bench.peer_env_specs()
+    assert status.specs == []
+    assert "highway-env" in status.skipped_reason and "requirements-bench.txt" in status.skipped_reason
+
+
+def test_peer_grayscale_frames_are_not_blank(monkeypatch):
+    pytest.importorskip("highway_env", reason="highway-env is not installed (pip install -r requirements-bench.txt)")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # the bench must replace it: "dummy" renders blank frames
+    status = env_bench.peer_env_specs()
+    assert status.skipped_reason is None
+    specs = {spec.kind: spec for spec in status.specs}
+    env = specs["camera"].make()
+    try:
+        obs, _ = env.reset(seed=0)
+        obs, *_ = env.step(env.action_space.sample())
+    finally:
+        env.close()
+    # pygame's "dummy" driver gives uniform frames; "offscreen" draws the road.
+    assert obs.shape[-2:] == (160, 120) and np.std(obs) > 1.0
+
+
+def test_cli_selects_benchmarks_and_rejects_unknown_names(capsys):
+    assert [b.name for b in cli.selected_benchmarks([])] == [b.name for b in cli.BENCHMARKS.values() if b.cheap]
+    assert [b.name for b in cli.selected_benchmarks(["env", "env"])] == ["env"]
+    with pytest.raises(UserError, match="did you mean 'env'"):
+        cli.selected_benchmarks(["envv"])
+    assert cli.main(["envv"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown benchmark 'envv'" in err
+
+
+def test_cli_env_benchmark_prints_tables_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert cli.main(["env", "--steps", "20", "--seconds", "5", "--no-peers", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "RacerVLidar-v0" in text and "RacerCamera-v0" in text and "Lap-time reference" in text
+    results = json.loads(out.read_text())["env"]
+    assert [r["steps"] for r in results["ours"]] == [20, 20]
+    assert results["peers"] == [] and "skipped" in results["peer_skipped_reason"]
+    assert {r["track"] for r in results["lap_time_reference"]} == set(bundled_track_names())

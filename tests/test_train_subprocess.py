@@ -1,0 +1,108 @@
+"""ppo_train.py as a user runs it: a subprocess, Ctrl-C (SIGINT) mid-run, and a Ray cluster head on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from control.training.checkpoints import is_algorithm_checkpoint, latest_checkpoint
+from control.training.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+VLIDAR = "resources/configs/ppo_vlidar_config.yaml"
+TINY = ["--set", "train_batch_size=128", "--set", "minibatch_size=64", "--set", "num_epochs=1",
+        "--set", "env_config.max_episode_steps=50", "-v", "0"]
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def env_vars() -> dict[str, str]:
+    """The test's environment plus one thread per process."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def iterations_done(run_folder: Path) -> int:
+    """Iterations Tune has recorded so far in a run folder (0 before the first)."""
+    return sum(len(p.read_text().splitlines()) for p in run_folder.glob("train_*/*/result.json"))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigint_during_training_leaves_a_restorable_checkpoint(ray_session, tmp_path):
+    proc = subprocess.Popen(
+        [PYTHON, "ppo_train.py", VLIDAR, "-n", "sig", "--results_dir", str(tmp_path), "--stop_iteration", "100000",
+         *TINY], cwd=REPO, env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    folder = tmp_path / "sig"
+    try:
+        deadline = time.monotonic() + 180
+        while iterations_done(folder) < 2:
+            assert proc.poll() is None, f"ppo_train.py exited early:\n{proc.stdout.read()}"
+            assert time.monotonic() < deadline, "training did not start in time"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "SIGINT received" in output and "checkpoint:" in output
+    checkpoint = latest_checkpoint(folder)
+    assert is_algorithm_checkpoint(checkpoint)
+    stopped_at = iterations_done(folder)
+    # Restorable: training continues from the iteration where Ctrl-C stopped it.
+    assert main(["-n", "sig", "--results_dir", str(tmp_path), "--restore", "--stop_iteration",
+                 str(stopped_at + 1), "-v", "0"]) == 0
+    (result_file,) = folder.glob("train_2/*/result.json")
+    assert json.loads(result_file.read_text().splitlines()[-1])["training_iteration"] == stopped_at + 1
+
+
+def test_training_joins_a_ray_head_started_on_127_0_0_1(tmp_path):
+    ray_bin = Path(PYTHON).with_name("ray")
+    port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's socket paths are length-limited
+    # --block keeps the head in the foreground, so terminating this one process stops exactly this head.
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+         "--include-dashboard", "false", "--temp-dir", temp_dir, "--block", "--disable-usage-stats"],
+        env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        run = subprocess.run(
+            [PYTHON, "ppo_train.py", VLIDAR, "-n", "cluster", "--results_dir", str(tmp_path), "--stop_iteration", "1",
+             "--address", f"127.0.0.1:{port}", *TINY],
+            cwd=REPO, env=env_vars(), capture_output=True, text=True, timeout=300)
+        assert head.poll() is None, "the Ray head died"
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert is_algorithm_checkpoint(latest_checkpoint(tmp_path / "cluster"))
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)  # the head's own process group: only what this test started
+            head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_help_lists_the_documented_flags():
+    out = subprocess.run([PYTHON, "ppo_train.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for flag in ("--name", "--overwrite", "--stop_iteration", "--stop_duration", "--stop_timesteps",
+                 "--stop_progress", "--restore", "--state_log", "--mlflow_uri", "--address", "--num_env_runners",
+                 "--seed", "--set", "--results_dir"):
+        assert flag in out.stdout, flag
