@@ -26,6 +26,7 @@ def test_server_death_at_step_n_is_recovered_and_training_continues(ray_session,
     rc = main([VLIDAR, "-n", "carla_fake", "--results_dir", str(tmp_path), "--stop_iteration", "2", "--state_log",
                "--set", "env_config.simulator=carla", "--set", f"env_config.carla={fake}",
                "--set", f"train_batch_size={BATCH}", "--set", "minibatch_size=64", "--set", "num_epochs=1",
+               "--set", "num_envs_per_env_runner=1",
                "--set", "env_config.max_episode_steps=50", "--seed", "0", "-v", "0"])
     assert rc == 0
     (result_file,) = (tmp_path / "carla_fake").rglob("result.json")

@@ -258,3 +258,14 @@ def test_stopper_stops_on_each_condition():
 def test_set_with_an_old_name_overrides_the_current_name_in_the_file():
     raw = apply_overrides({"num_env_runners": 0, "num_sgd_iter": 3}, ["num_workers=2", "num_epochs=5"])
     assert raw == {"num_env_runners": 2, "num_sgd_iter": 5}
+
+
+def test_carla_simulator_gets_one_server_per_sub_env_and_runner_restarts():
+    from control.training.config_loader import load_ppo_config
+
+    config, _ = load_ppo_config(
+        REPO / "resources/configs/ppo_vlidar_config.yaml",
+        ["env_config.simulator=carla", "num_envs_per_env_runner=4", "env_config.carla={avoid_server_init: true}"],
+    )
+    assert config.env_config["carla"]["envs_per_runner"] == 4
+    assert config.restart_failed_env_runners is True

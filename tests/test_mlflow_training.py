@@ -31,7 +31,7 @@ def tiny_config(tmp_path: Path) -> Path:
     """The vlidar config shrunk to seconds per iteration, with a long lr schedule."""
     config = yaml.safe_load((REPO_ROOT / "resources/configs/ppo_vlidar_config.yaml").read_text())
     config.update(
-        train_batch_size=200, minibatch_size=100, num_epochs=1, lr=LONG_SCHEDULE,
+        train_batch_size=200, minibatch_size=100, num_epochs=1, lr=LONG_SCHEDULE, num_envs_per_env_runner=1,
         model={"fcnet_hiddens": [16, 16], "fcnet_activation": "tanh", "vf_share_layers": False},
         stop={"iteration": 100}, checkpoint={"frequency": 100, "num_to_keep": 2},
     )  # fmt: skip

@@ -22,6 +22,7 @@ from control.track.track import Track
 REPO = Path(__file__).resolve().parents[1]
 VLIDAR = str(REPO / "resources/configs/ppo_vlidar_config.yaml")
 TINY = ["--set", "train_batch_size=128", "--set", "minibatch_size=64", "--set", "num_epochs=1",
+        "--set", "num_envs_per_env_runner=1",  # one env per runner: step counts are exact
         "--set", "env_config.max_episode_steps=50", "--stop_iteration", "1", "--state_log", "-v", "0"]
 EPISODE_FIELDS = {"episode", "track", "status", "steps", "completion_pct", "lap_completed", "lap_time_s",
                   "off_track_count", "crash_count", "reset_count", "mean_speed_mps", "max_speed_mps", "total_reward"}

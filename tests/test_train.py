@@ -23,6 +23,7 @@ VLIDAR = str(REPO / "resources/configs/ppo_vlidar_config.yaml")
 CAMERA = str(REPO / "resources/configs/ppo_camera_config.yaml")
 BATCH = 128
 TINY = ["--set", f"train_batch_size={BATCH}", "--set", "minibatch_size=64", "--set", "num_epochs=1",
+        "--set", "num_envs_per_env_runner=1",  # one env per runner: step counts are exact
         "--set", "env_config.max_episode_steps=50", "-v", "0"]
 
 pytestmark = pytest.mark.timeout(300)

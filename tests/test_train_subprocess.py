@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 VLIDAR = "resources/configs/ppo_vlidar_config.yaml"
 TINY = ["--set", "train_batch_size=128", "--set", "minibatch_size=64", "--set", "num_epochs=1",
+        "--set", "num_envs_per_env_runner=1",  # one env per runner: step counts are exact
         "--set", "env_config.max_episode_steps=50", "-v", "0"]
 
 pytestmark = pytest.mark.timeout(400)

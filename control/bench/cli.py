@@ -54,8 +54,41 @@ def _env_run(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("train benchmark (time to lap; --quality; --generalisation)")
+    group.add_argument("--camera", action="store_true", help="time to lap of the camera config instead of the vlidar one")
+    group.add_argument("--config", default=None, help="train this YAML config instead of the shipped one")
+    group.add_argument("--cap", default=None, help="time-to-lap wall-time cap: 300s, 5m, 1h (default 5m; 30m with --camera)")
+    group.add_argument("--progress", type=float, default=100.0, help="mean lap progress that counts as lapping, %% (default 100)")
+    group.add_argument("--noop-iterations", "--noop_iterations", type=int, default=3,
+                       help="iterations of the no-op env for the env's share (0: skip; default 3)")
+    group.add_argument("--quality", action="store_true", help="train --minutes, then best deterministic lap vs the reference")
+    group.add_argument("--all-tracks", "--all_tracks", action="store_true", help="--quality: one policy per bundled track")
+    group.add_argument("--generalisation", action="store_true",
+                       help="train the procedural-tracks config --minutes, then its lap rate on every bundled track")
+    group.add_argument("--minutes", type=float, default=15.0, help="--quality/--generalisation training time, min (default 15)")
+    group.add_argument("--episodes", type=int, default=5, help="--quality/--generalisation rollout episodes per track (default 5)")
+    group.add_argument("--bench-dir", "--bench_dir", default=None,
+                       help="keep the benchmark's runs in this folder (default: a temporary folder, deleted)")
+
+
+def _train_run(args: argparse.Namespace) -> dict[str, Any]:
+    from control.bench.train_bench import run_train_benchmark
+    from control.training.stop import parse_duration_s
+
+    if args.minutes <= 0 or args.episodes < 1 or args.noop_iterations < 0 or not 0 < args.progress <= 100:
+        raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations >= 0 and 0 < --progress <= 100")
+    return run_train_benchmark(
+        camera=args.camera, config=args.config, cap_s=parse_duration_s(args.cap) if args.cap else None,
+        progress_pct=args.progress, noop_iterations=args.noop_iterations, quality=args.quality,
+        all_tracks=args.all_tracks, generalisation=args.generalisation, minutes=args.minutes,
+        episodes=args.episodes, bench_dir=args.bench_dir, seed=args.seed)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "env": Benchmark("env", True, "env steps/s of the vlidar and camera envs vs highway-env; lap-time references", _env_arguments, _env_run),
+    "train": Benchmark("train", False, "minutes/steps/iterations to the first lapping iteration, throughput and the env's share; "
+                       "--quality: lap time vs reference; --generalisation: lap rate on unseen tracks", _train_arguments, _train_run),
 }
 
 

@@ -83,22 +83,26 @@ class RacingEnv(gym.Env):
     def _pick_track(self) -> Track:
         spec = self.config["track"]
         if spec == "procedural":
-            from control.track.generate import generate_track
+            from control.track.generate import generate_track, pooled_track
 
             pool = int(self.config["procedural"]["pool_size"])
-            seed = int(self.np_random.integers(pool)) if pool > 0 else int(self.np_random.integers(2**31 - 1))
+            if pool > 0:  # a fixed pool of seeds, shared by the envs of this process
+                seed = int(self.np_random.integers(pool))
+                key = f"procedural:{seed}"
+                self._tracks[key] = pooled_track(seed, **self._procedural_kwargs())
+                self._drop_cached(keep=key)
+                return self._tracks[key]
+            seed = int(self.np_random.integers(2**31 - 1))
             key = f"procedural:{seed}"
-            if key not in self._tracks:
-                self._tracks[key] = generate_track(seed=seed, **self._procedural_kwargs())
-                if pool <= 0:  # fresh tracks every episode: do not hoard them
-                    self._drop_cached(keep=key)
+            self._tracks[key] = generate_track(seed=seed, **self._procedural_kwargs())
+            self._drop_cached(keep=key)  # fresh tracks every episode: do not hoard them
             return self._tracks[key]
         if isinstance(spec, list):
             return self._load_track(spec[int(self.np_random.integers(len(spec)))])
         return self._load_track(spec)
 
     def _drop_cached(self, keep: str) -> None:
-        for key in [k for k in self._tracks if k != keep and k.startswith("procedural:")]:
+        for key in [k for k in self._tracks if k != keep and "procedural:" in k]:
             del self._tracks[key]
             sim = self._sims.pop(key, None)
             if sim is not None and sim is not getattr(self, "sim", None):
@@ -223,6 +227,10 @@ class RacingEnv(gym.Env):
 
     def _reversed(self, track: Track) -> Track:
         key = f"reversed:{self._track_key(track)}"
+        if key.startswith("reversed:procedural:") and int(self.config["procedural"]["pool_size"]) > 0:
+            from control.track.generate import pooled_track
+
+            return pooled_track(int(key.rsplit(":", 1)[1]), **self._procedural_kwargs(), reverse=True)
         if key not in self._tracks:
             self._tracks[key] = track.reversed()
         return self._tracks[key]

@@ -1,6 +1,8 @@
 """Procedural and hand-designed tracks at DeepRacer scale (15–80 m long, 0.6–1.2 m wide)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.interpolate import splev, splprep
 
@@ -110,6 +112,13 @@ def _stadium(straight_m: float, radius_m: float, points_per_part: int = 12) -> l
     top = np.c_[-xs, np.full_like(xs, radius_m)]
     left = np.c_[-half - radius_m * np.cos(arc), -radius_m * np.sin(arc)]
     return np.vstack([bottom, right, top, left]).tolist()
+
+
+@functools.lru_cache(maxsize=128)
+def pooled_track(seed: int, length_m: tuple[float, float], width_m: tuple[float, float], reverse: bool = False) -> Track:
+    """A generated track shared by every env in the process (its ray-cast grid is built once)."""
+    track = generate_track(seed, length_m=length_m, width_m=width_m)
+    return track.reversed() if reverse else track
 
 
 # Hand-designed shapes of the bundled tracks (control points in metres).

@@ -353,8 +353,19 @@ def build_ppo_config(resolved: ResolvedConfig) -> Any:
 
     from control.training.connectors import clip_rewards_connector, mean_std_filter_connector
 
-    config = PPOConfig().environment(env=resolved.env, env_config=resolved.env_config)
+    env_config = resolved.env_config
+    if env_config.get("simulator") == "carla":
+        from control.carla.config import rllib_fault_tolerance_settings
+
+        # One CARLA server per sub-env: the server manager must know how many each runner holds.
+        carla = dict(env_config.get("carla") or {})
+        carla.setdefault("envs_per_runner", int(resolved.settings.get("num_envs_per_env_runner", 1)))
+        env_config = {**env_config, "carla": carla}
+    config = PPOConfig().environment(env=resolved.env, env_config=env_config)
     config.update_from_dict(resolved.settings)
+    if env_config.get("simulator") == "carla":
+        # Second line of defence behind the backend's own reconnects: RLlib restarts a dead runner.
+        config.fault_tolerance(**rllib_fault_tolerance_settings())
     config.rl_module(model_config=DefaultModelConfig(**resolved.model_config))
     if resolved.observation_filter == "MeanStdFilter":
         config.env_runners(env_to_module_connector=mean_std_filter_connector)

@@ -1,0 +1,333 @@
+"""Learning-speed benchmark: time to the first lapping iteration, training throughput and the env's share of it.
+
+Trains a shipped config from scratch through ppo_train.py's own code (in this process, runs in a
+benchmark folder, never the user's results/), stopping at the first iteration whose
+env_runners/lap_progress_mean reaches the threshold (100 %: the policy laps) or at the cap.
+Every figure is read back from the run's result.json. The same config on a no-op env with the
+same spaces (control/bench/noop_env.py) gives the cost of RLlib alone; the difference is the env.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from control.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIGS_DIR = REPO_ROOT / "resources" / "configs"
+VLIDAR_CONFIG = CONFIGS_DIR / "ppo_vlidar_config.yaml"
+CAMERA_CONFIG = CONFIGS_DIR / "ppo_camera_config.yaml"
+PROCEDURAL_CONFIG = CONFIGS_DIR / "ppo_vlidar_procedural_config.yaml"
+PROGRESS_KEY = "lap_progress_mean"  # under env_runners/ (control.integration.callbacks.metrics)
+
+
+# --------------------------------------------------------------------------- machine
+def machine_description() -> str:
+    """One line naming the machine the figures come from: CPU model, cores, Python, OS."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores (nproc), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+# --------------------------------------------------------------------------- one training run
+@dataclass
+class TrainingRun:
+    """A finished benchmark training run: its per-iteration results and what stopped it."""
+
+    name: str
+    folder: Path
+    rows: list[dict[str, Any]]  # result.json, one dict per iteration
+    wall_s: float  # the whole call: Ray start (when not running), algorithm build, training, final checkpoint
+    stop_reason: str
+    checkpoint: Path | None
+
+
+def read_results(run_folder: Path) -> list[dict[str, Any]]:
+    """Every iteration's Tune result of the run's first Tune run (train_1/<trial>/result.json)."""
+    paths = sorted(run_folder.glob("train_1/*/result.json"))
+    if not paths:
+        raise UserError(f"no result.json under {run_folder}/train_1: the run did not finish an iteration")
+    return [json.loads(line) for line in paths[0].read_text().splitlines() if line.strip()]
+
+
+def train_config(config: Path, results_dir: Path, name: str, *, progress_pct: float | None, cap_s: float,
+                 max_iterations: int | None = None, overrides: list[str] | None = None,
+                 seed: int | None = None) -> TrainingRun:
+    """Train `config` into results_dir/name with ppo_train.py's code; the config's own stop: is replaced."""
+    from control.training.cli import build_parser, train_from_args
+
+    argv = [str(config), "-n", name, "--results_dir", str(results_dir), "--overwrite", "-v", "0",
+            "--set", "stop={}", "--stop_duration", f"{max(1, round(cap_s))}s"]
+    if progress_pct is not None:
+        argv += ["--stop_progress", f"{progress_pct:g}"]
+    if max_iterations is not None:
+        argv += ["--stop_iteration", str(max_iterations)]
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    for assignment in overrides or []:
+        argv += ["--set", assignment]
+    start_s = time.monotonic()
+    outcome = train_from_args(build_parser().parse_args(argv), argv)
+    wall_s = time.monotonic() - start_s
+    folder = results_dir / name
+    return TrainingRun(name=name, folder=folder, rows=read_results(folder), wall_s=wall_s,
+                       stop_reason=outcome.stop_reason, checkpoint=outcome.checkpoint)
+
+
+# --------------------------------------------------------------------------- figures from result.json
+def _progress(row: dict[str, Any]) -> float | None:
+    value = (row.get("env_runners") or {}).get(PROGRESS_KEY)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def first_iteration_reaching(rows: list[dict[str, Any]], progress_pct: float) -> dict[str, Any] | None:
+    """The first result whose env_runners/lap_progress_mean is >= progress_pct, or None."""
+    for row in rows:
+        progress = _progress(row)
+        if progress is not None and progress >= progress_pct:
+            return row
+    return None
+
+
+@dataclass
+class TimeToLap:
+    """Figures at the first iteration reaching the progress threshold (or at the last one, when not reached)."""
+
+    config: str
+    progress_threshold_pct: float
+    reached: bool
+    iterations: int
+    env_steps: int
+    training_time_s: float  # Tune's time_total_s at that iteration (training only)
+    wall_time_s: float  # the whole run as a user waits for it (start-up, training, final checkpoint)
+    lap_progress_mean_pct: float | None
+    best_lap_progress_mean_pct: float | None
+    train_steps_per_s: float  # env steps / training time
+    stop_reason: str
+
+    @property
+    def wall_min(self) -> float:
+        return self.wall_time_s / 60.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, minutes included."""
+        return {**asdict(self), "wall_min": self.wall_min, "training_time_min": self.training_time_s / 60.0}
+
+
+def time_to_lap(run: TrainingRun, progress_pct: float, config: str = "") -> TimeToLap:
+    """TimeToLap from a run's results: the first iteration reaching progress_pct, else its last iteration."""
+    row = first_iteration_reaching(run.rows, progress_pct)
+    reached = row is not None
+    row = row if row is not None else run.rows[-1]
+    steps = int(row["num_env_steps_sampled_lifetime"])
+    training_s = float(row["time_total_s"])
+    progresses = [p for p in map(_progress, run.rows) if p is not None]
+    return TimeToLap(
+        config=config, progress_threshold_pct=progress_pct, reached=reached,
+        iterations=int(row["training_iteration"]), env_steps=steps, training_time_s=training_s,
+        wall_time_s=run.wall_s, lap_progress_mean_pct=_progress(row),
+        best_lap_progress_mean_pct=max(progresses) if progresses else None,
+        train_steps_per_s=steps / training_s if training_s > 0 else float("nan"), stop_reason=run.stop_reason)
+
+
+@dataclass
+class IterationCost:
+    """Seconds per env step of a run's iterations: whole iterations and their sampling part."""
+
+    iterations: int  # iterations averaged (the first, warm-up, is left out when there are more)
+    env_steps: int
+    iteration_s: float
+    sampling_s: float
+
+    @property
+    def train_steps_per_s(self) -> float:
+        return self.env_steps / self.iteration_s if self.iteration_s > 0 else float("nan")
+
+    @property
+    def sample_steps_per_s(self) -> float:
+        return self.env_steps / self.sampling_s if self.sampling_s > 0 else float("nan")
+
+
+def iteration_cost(rows: list[dict[str, Any]]) -> IterationCost:
+    """Summed time_this_iter_s and sampling time (iteration minus learner update and weight sync) per step.
+
+    time_this_iter_s is exact per iteration; RLlib's sampling timer is a slow moving average that
+    mostly remembers the first iteration, while its learner timer is steady, so sampling time is
+    taken as the iteration's time less the learner's.
+    """
+    used = rows[1:] if len(rows) > 1 else rows
+    steps = iteration_s = sampling_s = 0.0
+    for row in used:
+        timers = row.get("timers") or {}
+        t = float(row["time_this_iter_s"])
+        learner_s = float(timers.get("learner_update_timer", 0.0)) + float(timers.get("synch_weights", 0.0))
+        steps += float((row.get("env_runners") or {}).get("num_env_steps_sampled", 0.0))
+        iteration_s += t
+        sampling_s += max(t - learner_s, 1e-9)
+    return IterationCost(iterations=len(used), env_steps=int(steps), iteration_s=iteration_s, sampling_s=sampling_s)
+
+
+@dataclass
+class EnvShare:
+    """The env's share of training and sampling time: the real env against a no-op env of the same spaces."""
+
+    real_train_steps_per_s: float
+    noop_train_steps_per_s: float
+    real_sample_steps_per_s: float
+    noop_sample_steps_per_s: float
+
+    @property
+    def of_training(self) -> float:
+        """1 - (no-op s/step) / (real s/step) over whole iterations."""
+        return 1.0 - self.real_train_steps_per_s / self.noop_train_steps_per_s
+
+    @property
+    def of_sampling(self) -> float:
+        """1 - (no-op s/step) / (real s/step) over sampling only."""
+        return 1.0 - self.real_sample_steps_per_s / self.noop_sample_steps_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "env_share_of_training": self.of_training, "env_share_of_sampling": self.of_sampling}
+
+
+def env_share(real: IterationCost, noop: IterationCost) -> EnvShare:
+    """Compare the real env's iteration costs with the no-op env's (same config, same spaces)."""
+    return EnvShare(real.train_steps_per_s, noop.train_steps_per_s, real.sample_steps_per_s, noop.sample_steps_per_s)
+
+
+# --------------------------------------------------------------------------- the benchmark
+def benchmark_dir(keep_in: str | Path | None) -> tuple[Path, bool]:
+    """(folder for the runs, whether to delete it afterwards): a temporary folder unless one is given."""
+    if keep_in:
+        path = Path(keep_in).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path, False
+    return Path(tempfile.mkdtemp(prefix="bench_train_")), True
+
+
+def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 100.0, cap_s: float = 300.0,
+                    noop_iterations: int = 3, max_iterations: int | None = None,
+                    overrides: list[str] | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Train `config` to the first iteration reaching progress_pct (or cap_s), then the no-op env; the figures."""
+    from control.bench.noop_env import NOOP_OF_KEY, register_noop_env
+    from control.training.config_loader import load_config_file
+
+    raw = load_config_file(config)
+    env_id = str(raw.get("env"))
+    print(f"time to lap: training {config.name} until mean lap progress >= {progress_pct:g}% "
+          f"(cap {cap_s / 60:.1f} min)", flush=True)
+    real = train_config(config, results_dir, "time_to_lap", progress_pct=progress_pct, cap_s=cap_s,
+                        max_iterations=max_iterations, overrides=overrides, seed=seed)
+    ttl = time_to_lap(real, progress_pct, config=display_path(config))
+    lap_rows = real.rows[:ttl.iterations]
+    out: dict[str, Any] = {"machine": machine_description(), "time_to_lap": ttl.as_dict(),
+                           "run_folder": str(real.folder), "checkpoint": str(real.checkpoint) if real.checkpoint else None}
+    real_cost = iteration_cost(lap_rows)
+    out["real_cost"] = {**asdict(real_cost), "train_steps_per_s": real_cost.train_steps_per_s,
+                        "sample_steps_per_s": real_cost.sample_steps_per_s}
+    if noop_iterations > 0:
+        print(f"no-op env with the same spaces: {noop_iterations} iterations", flush=True)
+        noop_id = register_noop_env()
+        noop = train_config(config, results_dir, "noop_env", progress_pct=None, cap_s=max(cap_s, 60.0),
+                            max_iterations=noop_iterations, seed=seed,
+                            overrides=[*(overrides or []), f"env={noop_id}", f"env_config.{NOOP_OF_KEY}={env_id}"])
+        noop_cost = iteration_cost(noop.rows)
+        share = env_share(real_cost, noop_cost)
+        out["noop_cost"] = {**asdict(noop_cost), "train_steps_per_s": noop_cost.train_steps_per_s,
+                            "sample_steps_per_s": noop_cost.sample_steps_per_s}
+        out["env_share"] = share.as_dict()
+    print(format_time_to_lap(out), flush=True)
+    return out
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the repo root when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def format_optional(value: Any, spec: str) -> str:
+    """`value` formatted with `spec`, or '-' for None (aligned to the spec's width)."""
+    if value is None:
+        return format("-", spec.rstrip("bcdeEfFgGnosxX%").split(".")[0])  # '>12.2f' -> '>12'
+    return format(value, spec)
+
+
+def format_time_to_lap(out: dict[str, Any]) -> str:
+    """The time-to-lap table, throughput and the env's share, with the machine."""
+    t = out["time_to_lap"]
+    verdict = "laps" if t["reached"] else f"NOT reached ({t['stop_reason']})"
+    lines = [
+        f"machine: {out['machine']}",
+        f"config:  {t['config']}   target: mean lap progress >= {t['progress_threshold_pct']:g}%  -> {verdict}",
+        f"{'':<28}{'value':>12}",
+        f"{'wall time (start-up incl.)':<28}{t['wall_min']:>10.2f} min",
+        f"{'training time':<28}{t['training_time_min']:>10.2f} min",
+        f"{'iterations':<28}{t['iterations']:>12d}",
+        f"{'env steps':<28}{t['env_steps']:>12d}",
+        f"{'lap progress mean':<28}{format_optional(t['lap_progress_mean_pct'], '>10.1f')} %",
+        f"{'training throughput':<28}{t['train_steps_per_s']:>8.0f} steps/s",
+    ]
+    if "env_share" in out:
+        s, n = out["env_share"], out["noop_cost"]
+        lines += [
+            f"{'':<28}{'real env':>12}{'no-op env':>12}",
+            f"{'training steps/s':<28}{s['real_train_steps_per_s']:>12.0f}{s['noop_train_steps_per_s']:>12.0f}",
+            f"{'sampling steps/s':<28}{s['real_sample_steps_per_s']:>12.0f}{s['noop_sample_steps_per_s']:>12.0f}",
+            f"(no-op: {n['iterations']} iterations after the first, {n['env_steps']} steps)",
+            f"env share of sampling time ≈ {100 * s['env_share_of_sampling']:.0f} %   "
+            f"of training time ≈ {100 * s['env_share_of_training']:.0f} %",
+        ]
+    return "\n".join(lines)
+
+
+def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_s: float | None = None,
+                        progress_pct: float = 100.0, noop_iterations: int = 3, quality: bool = False,
+                        all_tracks: bool = False, generalisation: bool = False, minutes: float = 15.0,
+                        episodes: int = 5, bench_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The `train` benchmark: time to lap (default), or --quality and/or --generalisation."""
+    folder, temporary = benchmark_dir(bench_dir)
+    print(f"benchmark runs in {folder}{' (deleted at the end)' if temporary else ''}", flush=True)
+    try:
+        results: dict[str, Any] = {}
+        if quality or generalisation:
+            from control.bench.lap_quality import run_generalisation, run_quality
+
+            if quality:
+                results["quality"] = run_quality(_config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
+                                                 all_tracks=all_tracks, episodes=episodes, seed=seed)
+            if generalisation:
+                results["generalisation"] = run_generalisation(_config_path(config, PROCEDURAL_CONFIG), folder,
+                                                               minutes=minutes, episodes=episodes, seed=seed)
+        else:
+            path = _config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
+            cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
+            results["time_to_lap"] = run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
+                                                     noop_iterations=noop_iterations, seed=seed)
+        return results
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _config_path(config: str | None, default: Path) -> Path:
+    path = Path(config).expanduser().resolve() if config else default
+    if not path.is_file():
+        raise UserError(f"config '{config or default}' does not exist; expected a YAML file such as {VLIDAR_CONFIG}")
+    return path

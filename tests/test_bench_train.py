@@ -1,0 +1,184 @@
+"""The learning-speed benchmark's logic on a tiny budget: where it stops, what it reports, the lap-time ratio."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from control.bench import cli
+from control.bench.lap_quality import QUALITY_LAPS, format_quality, lap_time_ratio, roll_out
+from control.bench.noop_env import NoopEnv
+from control.bench.train_bench import (
+    VLIDAR_CONFIG,
+    first_iteration_reaching,
+    format_time_to_lap,
+    iteration_cost,
+    read_results,
+    run_time_to_lap,
+)
+from control.env.racing_env import RacingEnv
+from control.errors import UserError
+from control.sim.builtin import resolve_builtin_config
+from control.track.lap_time import reference_for_sim_config
+from control.track.track import Track
+
+BATCH = 128
+TINY = [f"train_batch_size={BATCH}", "minibatch_size=64", "num_epochs=1", "env_config.max_episode_steps=50"]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+# --------------------------------------------------------------------------- pure logic
+def test_lap_time_ratio_is_best_lap_over_reference():
+    assert lap_time_ratio(11.0, 10.0) == pytest.approx(1.10)
+    assert lap_time_ratio(9.5, 10.0) == pytest.approx(0.95)  # a better line than the centerline
+    assert lap_time_ratio(None, 10.0) is None  # no lap driven: no ratio
+    with pytest.raises(ValueError):
+        lap_time_ratio(10.0, 0.0)
+    with pytest.raises(ValueError):
+        lap_time_ratio(float("nan"), 10.0)
+
+
+def test_lap_time_ratio_against_the_circle_reference():
+    """On a circle the reference is L / min(v_max, sqrt(mu g R)): a lap at that pace has ratio 1."""
+    radius_m = 3.0
+    angles = np.linspace(0.0, 2 * np.pi, 200, endpoint=False)
+    track = Track(np.c_[radius_m * np.cos(angles), radius_m * np.sin(angles)], 1.0, name="circle")
+    cfg = resolve_builtin_config({})
+    reference_s = reference_for_sim_config(track, cfg).lap_time_s
+    speed_mps = min(cfg["max_speed_mps"], np.sqrt(cfg["friction_mu"] * cfg["gravity_mps2"] * radius_m))
+    lap_at_limit_s = track.length_m / speed_mps
+    assert lap_time_ratio(lap_at_limit_s, reference_s) == pytest.approx(1.0, rel=1e-3)
+    assert lap_time_ratio(1.2 * lap_at_limit_s, reference_s) == pytest.approx(1.2, rel=1e-3)
+
+
+def test_quality_table_says_whether_the_goal_is_met():
+    row = {"track": "oval", "training_min": 15.0, "lap_times_s": [8.4, 8.1], "best_lap_s": 8.1,
+           "reference_lap_s": 7.54, "ratio": 8.1 / 7.54}
+    out = {"machine": "m", "config": "c", "episodes": 1, "laps_per_episode": QUALITY_LAPS, "goal_ratio": 1.10,
+           "tracks": [row, {**row, "track": "hairpins", "best_lap_s": 9.0, "ratio": 9.0 / 7.54},
+                      {**row, "track": "speedway", "lap_times_s": [], "best_lap_s": None, "ratio": None}]}
+    lines = format_quality(out).splitlines()
+    assert lines[-3].split()[-2:] == ["1.074", "met"]
+    assert lines[-2].split()[-2:] == ["1.194", "missed"]
+    assert lines[-1].split()[-4:] == ["-", "7.54", "-", "-"]  # no lap: no ratio, no verdict
+
+
+def test_first_iteration_reaching_skips_missing_and_lower_progress():
+    rows = [{"training_iteration": 1, "env_runners": {}},
+            {"training_iteration": 2, "env_runners": {"lap_progress_mean": 40.0}},
+            {"training_iteration": 3, "env_runners": {"lap_progress_mean": 100.0}},
+            {"training_iteration": 4, "env_runners": {"lap_progress_mean": 100.0}}]
+    assert first_iteration_reaching(rows, 100.0)["training_iteration"] == 3
+    assert first_iteration_reaching(rows, 30.0)["training_iteration"] == 2
+    assert first_iteration_reaching(rows[:2], 100.0) is None
+
+
+def test_iteration_cost_leaves_out_the_warm_up_iteration_and_the_learner():
+    def row(t_s, learner_s, steps):
+        return {"time_this_iter_s": t_s, "timers": {"learner_update_timer": learner_s, "synch_weights": 0.0},
+                "env_runners": {"num_env_steps_sampled": steps}}
+
+    cost = iteration_cost([row(9.0, 1.0, 100), row(3.0, 1.0, 100), row(5.0, 1.0, 300)])
+    assert (cost.iterations, cost.env_steps) == (2, 400)
+    assert cost.train_steps_per_s == pytest.approx(400 / 8.0)
+    assert cost.sample_steps_per_s == pytest.approx(400 / 6.0)
+
+
+def test_noop_env_has_the_racing_spaces_and_only_truncates():
+    config = {"observation": {"type": "vlidar", "num_rays": 16}, "max_episode_steps": 7}
+    racing = RacingEnv(config)
+    noop = NoopEnv({**config, "noop_of": "RacerVLidar-v0"})
+    assert noop.observation_space == racing.observation_space
+    assert noop.action_space == racing.action_space
+    obs, _ = noop.reset(seed=1)
+    assert noop.observation_space.contains(obs)
+    ends = [noop.step(noop.action_space.sample())[2:4] for _ in range(7)]
+    assert ends[:-1] == [(False, False)] * 6 and ends[-1] == (False, True)
+    racing.close()
+
+
+def test_unknown_flag_values_are_one_line_errors(capsys):
+    assert cli.main(["train", "--episodes", "0"]) == 2
+    assert "--episodes >= 1" in capsys.readouterr().err
+    assert cli.main(["train", "--cap", "5 minutes"]) == 2
+    assert "bad duration" in capsys.readouterr().err
+    assert cli.main(["train", "--config", "/nonexistent.yaml"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_is_not_run_by_default():
+    assert "train" not in [b.name for b in cli.selected_benchmarks([])]
+    assert [b.name for b in cli.selected_benchmarks(["train"])] == ["train"]
+    with pytest.raises(UserError):
+        cli.selected_benchmarks(["trian"])
+
+
+# --------------------------------------------------------------------------- real tiny training
+@pytest.fixture(scope="module")
+def unreached_run(ray_session, tmp_path_factory):
+    """Progress 100 is out of reach in 2 tiny iterations: the run stops at its iteration cap, then the no-op env."""
+    folder = tmp_path_factory.mktemp("bench")
+    out = run_time_to_lap(VLIDAR_CONFIG, folder, progress_pct=100.0, cap_s=240.0, max_iterations=2,
+                          noop_iterations=2, overrides=TINY, seed=0)
+    return folder, out
+
+
+def test_time_to_lap_reports_the_stopping_iteration_from_result_json(unreached_run):
+    folder, out = unreached_run
+    rows = read_results(folder / "time_to_lap")
+    ttl = out["time_to_lap"]
+    assert [r["training_iteration"] for r in rows] == [1, 2]
+    assert ttl["reached"] is False
+    assert ttl["iterations"] == 2
+    assert ttl["env_steps"] == rows[-1]["num_env_steps_sampled_lifetime"] >= 2 * BATCH
+    assert ttl["training_time_s"] == pytest.approx(rows[-1]["time_total_s"])
+    assert ttl["wall_time_s"] > ttl["training_time_s"]  # start-up and the final checkpoint count for a user
+    assert ttl["train_steps_per_s"] == pytest.approx(ttl["env_steps"] / ttl["training_time_s"])
+    assert "NOT reached" in format_time_to_lap(out)
+
+
+def test_env_share_compares_with_the_noop_env_of_the_same_config(unreached_run):
+    folder, out = unreached_run
+    noop_rows = read_results(folder / "noop_env")
+    assert [r["training_iteration"] for r in noop_rows] == [1, 2]
+    (params,) = (folder / "noop_env" / "train_1").glob("*/params.json")
+    config = json.loads(params.read_text())
+    assert config["env"] == "BenchNoop-v0" and config["train_batch_size"] == BATCH
+    assert config["env_config"]["noop_of"] == "RacerVLidar-v0"
+    (real_params,) = (folder / "time_to_lap" / "train_1").glob("*/params.json")
+    real_env_config = json.loads(real_params.read_text())["env_config"]
+    for key in ("observation", "action", "max_episode_steps"):  # what fixes the spaces and the episode length
+        assert config["env_config"][key] == real_env_config[key]
+    share = out["env_share"]
+    assert share["noop_sample_steps_per_s"] > 0 and share["real_sample_steps_per_s"] > 0
+    assert share["env_share_of_sampling"] == pytest.approx(
+        1 - share["real_sample_steps_per_s"] / share["noop_sample_steps_per_s"])
+    assert "env share of sampling time ≈" in format_time_to_lap(out)
+
+
+def test_time_to_lap_stops_at_the_first_iteration_reaching_the_threshold(ray_session, tmp_path):
+    """A threshold any finished episode passes: the run stops at the first iteration with one, not later."""
+    out = run_time_to_lap(VLIDAR_CONFIG, tmp_path, progress_pct=0.01, cap_s=240.0, max_iterations=6,
+                          noop_iterations=0, overrides=TINY, seed=0)
+    rows = read_results(tmp_path / "time_to_lap")
+    ttl = out["time_to_lap"]
+    assert ttl["reached"] is True
+    assert ttl["iterations"] == rows[-1]["training_iteration"] == len(rows)  # stopped right there
+    assert all(r["env_runners"].get("lap_progress_mean", 0.0) < 0.01 for r in rows[:-1])
+    assert ttl["lap_progress_mean_pct"] == pytest.approx(rows[-1]["env_runners"]["lap_progress_mean"])
+    assert ttl["env_steps"] == rows[-1]["num_env_steps_sampled_lifetime"]
+    assert "env_share" not in out
+
+
+def test_roll_out_reports_laps_and_the_track_reference(unreached_run):
+    _, out = unreached_run
+    rollout = roll_out(Path(out["checkpoint"]), 1, track="hairpins", laps=QUALITY_LAPS)
+    reference_s = reference_for_sim_config(Track.load("hairpins"), resolve_builtin_config({})).lap_time_s
+    assert rollout.track == "hairpins" and rollout.episodes == 1
+    assert rollout.reference_lap_s == pytest.approx(reference_s)
+    assert rollout.best_lap_s == (min(rollout.lap_times_s) if rollout.lap_times_s else None)
+    assert 0.0 <= rollout.mean_completion_pct <= 100.0
+    assert rollout.ratio == lap_time_ratio(rollout.best_lap_s, reference_s)
