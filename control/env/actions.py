@@ -8,7 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from control.errors import ConfigError, did_you_mean, unknown_key_error
+from control.env.typed_section import merge_section, pick_type
+from control.errors import ConfigError
 
 # DeepRacer's default discrete action space (model_metadata.json form): 5 steering angles
 # x 2 speeds, as the console creates it (max steering 30°, granularity 5; 2 speed levels).
@@ -23,11 +24,7 @@ class ActionType(abc.ABC):
     defaults: dict[str, Any] = {}
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        where = f"env_config.action (type {config.get('type')})"
-        for key in config:
-            if key != "type" and key not in self.defaults:
-                raise unknown_key_error(key, [*self.defaults, "type"], where)
-        self.config = {**self.defaults, **{k: v for k, v in config.items() if k != "type"}}
+        self.config = merge_section(config, self.defaults, "action")
 
     @abc.abstractmethod
     def space(self) -> gym.Space:
@@ -106,9 +103,4 @@ ACTION_TYPES: dict[str, type[ActionType]] = {"continuous": ContinuousAction, "di
 
 def make_action_type(config: Mapping[str, Any]) -> ActionType:
     """The action type named by config['type']."""
-    kind = (config or {}).get("type", "continuous")
-    if kind not in ACTION_TYPES:
-        raise ConfigError(
-            f"env_config.action.type is {kind!r}{did_you_mean(str(kind), ACTION_TYPES)}; expected one of {', '.join(ACTION_TYPES)}"
-        )
-    return ACTION_TYPES[kind](config)
+    return pick_type(config, ACTION_TYPES, "action", "continuous")(config)

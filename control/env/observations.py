@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
-from control.errors import ConfigError, did_you_mean, unknown_key_error
+from control.env.typed_section import merge_section, pick_type
+from control.errors import ConfigError
 
 if TYPE_CHECKING:
     from control.env.racing_env import RacingEnv
@@ -21,11 +22,7 @@ class ObservationType(abc.ABC):
     defaults: dict[str, Any] = {}
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        where = f"env_config.observation (type {config.get('type')})"
-        for key in config:
-            if key != "type" and key not in self.defaults:
-                raise unknown_key_error(key, [*self.defaults, "type"], where)
-        self.config = {**self.defaults, **{k: v for k, v in config.items() if k != "type"}}
+        self.config = merge_section(config, self.defaults, "observation")
 
     @abc.abstractmethod
     def space(self) -> gym.Space:
@@ -169,13 +166,7 @@ OBSERVATION_TYPES: dict[str, type[ObservationType]] = {
 
 def make_observation_type(config: Mapping[str, Any]) -> ObservationType:
     """The observation type named by config['type']."""
-    kind = (config or {}).get("type", "vlidar")
-    if kind not in OBSERVATION_TYPES:
-        raise ConfigError(
-            f"env_config.observation.type is {kind!r}{did_you_mean(str(kind), OBSERVATION_TYPES)}; "
-            f"expected one of {', '.join(OBSERVATION_TYPES)}"
-        )
-    return OBSERVATION_TYPES[kind](config)
+    return pick_type(config, OBSERVATION_TYPES, "observation", "vlidar")(config)
 
 
 def validate_observation_config(config: Mapping[str, Any]) -> None:
