@@ -12,11 +12,14 @@ from control.bench.lap_quality import QUALITY_LAPS, format_quality, lap_time_rat
 from control.bench.noop_env import NoopEnv
 from control.bench.train_bench import (
     VLIDAR_CONFIG,
+    env_share,
     first_iteration_reaching,
     format_time_to_lap,
     iteration_cost,
+    per_iteration_timer,
     read_results,
     run_time_to_lap,
+    timers_match_iterations,
 )
 from control.env.racing_env import RacingEnv
 from control.errors import UserError
@@ -76,15 +79,40 @@ def test_first_iteration_reaching_skips_missing_and_lower_progress():
     assert first_iteration_reaching(rows[:2], 100.0) is None
 
 
-def test_iteration_cost_leaves_out_the_warm_up_iteration_and_the_learner():
-    def row(t_s, learner_s, steps):
-        return {"time_this_iter_s": t_s, "timers": {"learner_update_timer": learner_s, "synch_weights": 0.0},
-                "env_runners": {"num_env_steps_sampled": steps}}
+def _smoothed_rows(sampling_s: list[float], learner_s: list[float], steps: list[int]) -> list[dict]:
+    """Result rows as RLlib writes them: timers as moving averages with its coefficient."""
+    rows, smooth = [], {}
+    for sample, learn, n in zip(sampling_s, learner_s, steps):
+        exact = {"env_runner_sampling_timer": sample, "learner_update_timer": learn, "training_iteration": sample + learn}
+        for key, x in exact.items():
+            smooth[key] = x if key not in smooth else 0.99 * smooth[key] + 0.01 * x
+        rows.append({"time_this_iter_s": sample + learn + 0.001, "timers": dict(smooth),
+                     "env_runners": {"num_env_steps_sampled": n}})
+    return rows
 
-    cost = iteration_cost([row(9.0, 1.0, 100), row(3.0, 1.0, 100), row(5.0, 1.0, 300)])
+
+def test_per_iteration_timer_undoes_rllibs_smoothing():
+    rows = _smoothed_rows([6.0, 2.0, 3.0], [1.0, 1.0, 1.0], [100, 100, 300])
+    assert per_iteration_timer(rows, "env_runner_sampling_timer") == pytest.approx([6.0, 2.0, 3.0])
+    assert timers_match_iterations(rows)
+    rows[2]["time_this_iter_s"] = 9.0  # a timer that no longer matches the iteration: the figures are refused
+    assert not timers_match_iterations(rows)
+
+
+def test_iteration_cost_leaves_out_the_warm_up_iteration():
+    cost = iteration_cost(_smoothed_rows([6.0, 2.0, 3.0], [1.0, 1.0, 1.0], [100, 100, 300]))
     assert (cost.iterations, cost.env_steps) == (2, 400)
-    assert cost.train_steps_per_s == pytest.approx(400 / 8.0)
-    assert cost.sample_steps_per_s == pytest.approx(400 / 6.0)
+    assert cost.iteration_s == pytest.approx(7.002)
+    assert cost.sample_steps_per_s == pytest.approx(400 / 5.0)
+    assert cost.train_steps_per_s == pytest.approx(400 / 7.002)
+
+
+def test_env_share_is_the_time_the_noop_env_does_not_spend():
+    real = iteration_cost(_smoothed_rows([1.0, 4.0, 4.0], [1.0, 1.0, 1.0], [100, 100, 100]))
+    noop = iteration_cost(_smoothed_rows([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [100, 100, 100]))
+    share = env_share(real, noop)
+    assert share.of_sampling == pytest.approx(0.75)  # 3 of every 4 sampling seconds are the env's
+    assert share.of_training == pytest.approx(1 - 2.001 / 5.001)
 
 
 def test_noop_env_has_the_racing_spaces_and_only_truncates():
@@ -109,8 +137,8 @@ def test_unknown_flag_values_are_one_line_errors(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_train_is_not_run_by_default():
-    assert "train" not in [b.name for b in cli.selected_benchmarks([])]
+def test_make_bench_runs_env_and_time_to_lap_by_default():
+    assert [b.name for b in cli.selected_benchmarks([])] == ["env", "train"]
     assert [b.name for b in cli.selected_benchmarks(["train"])] == ["train"]
     with pytest.raises(UserError):
         cli.selected_benchmarks(["trian"])
@@ -153,7 +181,7 @@ def test_env_share_compares_with_the_noop_env_of_the_same_config(unreached_run):
     for key in ("observation", "action", "max_episode_steps"):  # what fixes the spaces and the episode length
         assert config["env_config"][key] == real_env_config[key]
     share = out["env_share"]
-    assert share["noop_sample_steps_per_s"] > 0 and share["real_sample_steps_per_s"] > 0
+    assert share["noop_sample_steps_per_s"] > 0 and share["real_sample_steps_per_s"] > 0  # the timers were read
     assert share["env_share_of_sampling"] == pytest.approx(
         1 - share["real_sample_steps_per_s"] / share["noop_sample_steps_per_s"])
     assert "env share of sampling time ≈" in format_time_to_lap(out)

@@ -288,7 +288,7 @@ def test_mean_std_filter_statistics_from_a_checkpoint_are_applied_without_updati
         connector._filters[None](obs, update=True)
     path = tmp_path / FILTER_STATE_FILE
     path.parent.mkdir(parents=True)
-    path.write_bytes(pickle.dumps({"MeanStdFilter": connector.get_state()}))  # as a connector pipeline saves it
+    path.write_bytes(pickle.dumps(connector.get_state()))  # as RLlib saves the connector: its own state.pkl
     filt = ObservationFilter.from_checkpoint(tmp_path)
     obs = np.array([1.0, -2.0, 5.0], np.float32)
     expected = (obs - seen.mean(axis=0)) / seen.std(axis=0)

@@ -87,7 +87,7 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
 
 BENCHMARKS: dict[str, Benchmark] = {
     "env": Benchmark("env", True, "env steps/s of the vlidar and camera envs vs highway-env; lap-time references", _env_arguments, _env_run),
-    "train": Benchmark("train", False, "minutes/steps/iterations to the first lapping iteration, throughput and the env's share; "
+    "train": Benchmark("train", True, "minutes/steps/iterations to the first lapping iteration, throughput and the env's share; "
                        "--quality: lap time vs reference; --generalisation: lap rate on unseen tracks", _train_arguments, _train_run),
 }
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from control.bench.train_bench import format_optional, machine_description, train_config
+from control.bench.train_bench import display_path, format_optional, machine_description, train_config
 
 QUALITY_GOAL_RATIO = 1.10  # best lap within 10 % of the reference (issue 7)
 QUALITY_LAPS = 2  # per rollout episode: the second lap starts at speed, like the flying-lap reference
@@ -108,7 +108,7 @@ def run_quality(config: Path, results_dir: Path, *, minutes: float, all_tracks: 
         rows.append({**rollout.as_dict(), "training_min": float(last["time_total_s"]) / 60.0,
                      "iterations": int(last["training_iteration"]),
                      "env_steps": int(last["num_env_steps_sampled_lifetime"])})
-    out = {"machine": machine_description(), "config": str(config), "minutes": minutes, "episodes": episodes,
+    out = {"machine": machine_description(), "config": display_path(config), "minutes": minutes, "episodes": episodes,
            "laps_per_episode": QUALITY_LAPS, "goal_ratio": QUALITY_GOAL_RATIO, "tracks": rows}
     print(format_quality(out), flush=True)
     return out
@@ -116,13 +116,13 @@ def run_quality(config: Path, results_dir: Path, *, minutes: float, all_tracks: 
 
 def format_quality(out: dict[str, Any]) -> str:
     """Per track: best deterministic lap, reference, ratio and whether it meets the goal."""
-    header = f"{'track':<12}{'train min':>10}{'laps':>8}{'best lap s':>12}{'reference s':>13}{'ratio':>8}  goal <= {out['goal_ratio']:.2f}"
+    header = f"{'track':<12}{'train min':>10}{'laps done':>11}{'best lap s':>12}{'reference s':>13}{'ratio':>8}  goal <= {out['goal_ratio']:.2f}"
     lines = [f"machine: {out['machine']}", f"config:  {out['config']}  ({out['episodes']} deterministic episodes "
              f"of {out['laps_per_episode']} laps per track)", header, "-" * len(header)]
     for r in out["tracks"]:
         ratio = r["ratio"]
         verdict = "-" if ratio is None else ("met" if ratio <= out["goal_ratio"] else "missed")
-        lines.append(f"{r['track']:<12}{r['training_min']:>10.1f}{len(r['lap_times_s']):>8d}"
+        lines.append(f"{r['track']:<12}{r['training_min']:>10.1f}{len(r['lap_times_s']):>11d}"
                      f"{format_optional(r['best_lap_s'], '>12.2f')}{r['reference_lap_s']:>13.2f}{format_optional(ratio, '>8.3f')}  {verdict}")
     return "\n".join(lines)
 
@@ -139,7 +139,7 @@ def run_generalisation(config: Path, results_dir: Path, *, minutes: float, episo
         raise RuntimeError("the generalisation run saved no checkpoint")
     last = run.rows[-1]
     rows = [roll_out(run.checkpoint, episodes, track=track, laps=1, seed=0).as_dict() for track in bundled_track_names()]
-    out = {"machine": machine_description(), "config": str(config), "minutes": minutes, "episodes": episodes,
+    out = {"machine": machine_description(), "config": display_path(config), "minutes": minutes, "episodes": episodes,
            "training_min": float(last["time_total_s"]) / 60.0, "iterations": int(last["training_iteration"]),
            "env_steps": int(last["num_env_steps_sampled_lifetime"]), "tracks": rows}
     print(format_generalisation(out), flush=True)

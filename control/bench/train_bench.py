@@ -9,6 +9,7 @@ same spaces (control/bench/noop_env.py) gives the cost of RLlib alone; the diffe
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -144,14 +145,48 @@ def time_to_lap(run: TrainingRun, progress_pct: float, config: str = "") -> Time
         train_steps_per_s=steps / training_s if training_s > 0 else float("nan"), stop_reason=run.stop_reason)
 
 
+# RLlib logs its timers as moving averages v_n = (1 - a) v_(n-1) + a x_n with this coefficient
+# (MetricsLogger's default for reduce="ema"); inverting it gives each iteration's own time x_n.
+RLLIB_TIMER_EMA_COEFF = 0.01
+SAMPLING_TIMER = "env_runner_sampling_timer"
+ITERATION_TIMER = "training_iteration"
+
+
+def per_iteration_timer(rows: list[dict[str, Any]], key: str, ema_coeff: float = RLLIB_TIMER_EMA_COEFF) -> list[float]:
+    """Each iteration's own value of RLlib's smoothed timers/<key> (NaN where it is missing)."""
+    values: list[float] = []
+    previous: float | None = None
+    for row in rows:
+        smoothed = (row.get("timers") or {}).get(key)
+        if not isinstance(smoothed, (int, float)):
+            values.append(float("nan"))
+            previous = None
+            continue
+        values.append(float(smoothed) if previous is None
+                      else (float(smoothed) - (1.0 - ema_coeff) * previous) / ema_coeff)
+        previous = float(smoothed)
+    return values
+
+
+def timers_match_iterations(rows: list[dict[str, Any]], rel_tol: float = 0.05, abs_tol_s: float = 0.05) -> bool:
+    """True when the recovered iteration timer agrees with Tune's exact time_this_iter_s on every row.
+
+    Guards the EMA inversion: should RLlib change how it smooths timers, the sampling figures are dropped.
+    """
+    recovered = per_iteration_timer(rows, ITERATION_TIMER)
+    return bool(rows) and all(
+        abs(x - float(row["time_this_iter_s"])) <= rel_tol * float(row["time_this_iter_s"]) + abs_tol_s
+        for x, row in zip(recovered, rows))
+
+
 @dataclass
 class IterationCost:
-    """Seconds per env step of a run's iterations: whole iterations and their sampling part."""
+    """Time of a run's iterations and of their sampling part, with the env steps they sampled."""
 
-    iterations: int  # iterations averaged (the first, warm-up, is left out when there are more)
+    iterations: int  # iterations summed (the first, warm-up, is left out when there are more)
     env_steps: int
-    iteration_s: float
-    sampling_s: float
+    iteration_s: float  # Tune's exact time_this_iter_s, summed
+    sampling_s: float  # RLlib's sampling timer per iteration, summed; NaN when the timers cannot be read
 
     @property
     def train_steps_per_s(self) -> float:
@@ -161,24 +196,22 @@ class IterationCost:
     def sample_steps_per_s(self) -> float:
         return self.env_steps / self.sampling_s if self.sampling_s > 0 else float("nan")
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields with the rates."""
+        return {**asdict(self), "train_steps_per_s": self.train_steps_per_s, "sample_steps_per_s": self.sample_steps_per_s}
+
 
 def iteration_cost(rows: list[dict[str, Any]]) -> IterationCost:
-    """Summed time_this_iter_s and sampling time (iteration minus learner update and weight sync) per step.
-
-    time_this_iter_s is exact per iteration; RLlib's sampling timer is a slow moving average that
-    mostly remembers the first iteration, while its learner timer is steady, so sampling time is
-    taken as the iteration's time less the learner's.
-    """
-    used = rows[1:] if len(rows) > 1 else rows
-    steps = iteration_s = sampling_s = 0.0
-    for row in used:
-        timers = row.get("timers") or {}
-        t = float(row["time_this_iter_s"])
-        learner_s = float(timers.get("learner_update_timer", 0.0)) + float(timers.get("synch_weights", 0.0))
-        steps += float((row.get("env_runners") or {}).get("num_env_steps_sampled", 0.0))
-        iteration_s += t
-        sampling_s += max(t - learner_s, 1e-9)
-    return IterationCost(iterations=len(used), env_steps=int(steps), iteration_s=iteration_s, sampling_s=sampling_s)
+    """Summed iteration and sampling time and env steps, leaving out the first (warm-up) iteration."""
+    sampling = per_iteration_timer(rows, SAMPLING_TIMER)
+    usable = timers_match_iterations(rows)
+    first = 1 if len(rows) > 1 else 0
+    used = rows[first:]
+    steps = sum(float((r.get("env_runners") or {}).get("num_env_steps_sampled", 0.0)) for r in used)
+    return IterationCost(
+        iterations=len(used), env_steps=int(steps),
+        iteration_s=sum(float(r["time_this_iter_s"]) for r in used),
+        sampling_s=sum(sampling[first:]) if usable else float("nan"))
 
 
 @dataclass
@@ -237,8 +270,7 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
     out: dict[str, Any] = {"machine": machine_description(), "time_to_lap": ttl.as_dict(),
                            "run_folder": str(real.folder), "checkpoint": str(real.checkpoint) if real.checkpoint else None}
     real_cost = iteration_cost(lap_rows)
-    out["real_cost"] = {**asdict(real_cost), "train_steps_per_s": real_cost.train_steps_per_s,
-                        "sample_steps_per_s": real_cost.sample_steps_per_s}
+    out["real_cost"] = real_cost.as_dict()
     if noop_iterations > 0:
         print(f"no-op env with the same spaces: {noop_iterations} iterations", flush=True)
         noop_id = register_noop_env()
@@ -247,8 +279,7 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
                             overrides=[*(overrides or []), f"env={noop_id}", f"env_config.{NOOP_OF_KEY}={env_id}"])
         noop_cost = iteration_cost(noop.rows)
         share = env_share(real_cost, noop_cost)
-        out["noop_cost"] = {**asdict(noop_cost), "train_steps_per_s": noop_cost.train_steps_per_s,
-                            "sample_steps_per_s": noop_cost.sample_steps_per_s}
+        out["noop_cost"] = noop_cost.as_dict()
         out["env_share"] = share.as_dict()
     print(format_time_to_lap(out), flush=True)
     return out
@@ -267,6 +298,10 @@ def format_optional(value: Any, spec: str) -> str:
     if value is None:
         return format("-", spec.rstrip("bcdeEfFgGnosxX%").split(".")[0])  # '>12.2f' -> '>12'
     return format(value, spec)
+
+
+def _percent(share: float) -> str:
+    return "n/a (RLlib's timers could not be read)" if math.isnan(share) else f"{100 * share:.0f} %"
 
 
 def format_time_to_lap(out: dict[str, Any]) -> str:
@@ -291,8 +326,8 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
             f"{'training steps/s':<28}{s['real_train_steps_per_s']:>12.0f}{s['noop_train_steps_per_s']:>12.0f}",
             f"{'sampling steps/s':<28}{s['real_sample_steps_per_s']:>12.0f}{s['noop_sample_steps_per_s']:>12.0f}",
             f"(no-op: {n['iterations']} iterations after the first, {n['env_steps']} steps)",
-            f"env share of sampling time ≈ {100 * s['env_share_of_sampling']:.0f} %   "
-            f"of training time ≈ {100 * s['env_share_of_training']:.0f} %",
+            f"env share of sampling time ≈ {_percent(s['env_share_of_sampling'])}   "
+            f"of training time ≈ {_percent(s['env_share_of_training'])}",
         ]
     return "\n".join(lines)
 

@@ -15,7 +15,11 @@ import numpy as np
 from control.errors import CheckpointError, ConfigError
 
 MODULE_SUBDIR = Path("learner_group/learner/rl_module/default_policy")
-FILTER_STATE_FILE = Path("env_runner/env_to_module_connector/state.pkl")
+# Where RLlib's checkpoint keeps the env-to-module connector pipeline: under the local env runner (RLlib's
+# default, with or without remote runners), or at the top for an algorithm without a local env runner.
+# The pipeline's own state.pkl is empty: Checkpointable saves each connector in a folder of its own.
+FILTER_PIPELINE_DIRS = (Path("env_runner/env_to_module_connector"), Path("env_to_module_connector"))
+FILTER_STATE_FILE = FILTER_PIPELINE_DIRS[0] / "MeanStdFilter" / "state.pkl"
 RUN_CONFIG_FILE = "config.yaml"
 TRIAL_PARAMS_FILE = "params.json"
 
@@ -153,12 +157,16 @@ class ObservationFilter:
     @classmethod
     def from_checkpoint(cls, checkpoint: Path) -> "ObservationFilter | None":
         """The filter saved with the checkpoint's env runner, or None when it holds no statistics."""
-        path = checkpoint / FILTER_STATE_FILE
-        if not path.is_file():
-            return None
-        with open(path, "rb") as f:
-            state = _find_filter_state(pickle.load(f))
-        return cls(state) if state is not None else None
+        for pipeline_dir in FILTER_PIPELINE_DIRS:
+            # MeanStdFilter/state.pkl first; the pipeline's (normally empty) state.pkl and others after it.
+            paths = sorted((checkpoint / pipeline_dir).glob("*/state.pkl")) + [checkpoint / pipeline_dir / "state.pkl"]
+            for path in paths:
+                if path.is_file():
+                    with open(path, "rb") as f:
+                        state = _find_filter_state(pickle.load(f))
+                    if state is not None:
+                        return cls(state)
+        return None
 
 
 def _find_filter_state(state: Any) -> Mapping[str, Any] | None:
