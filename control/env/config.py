@@ -70,6 +70,19 @@ def _choice(value: Any, valid: tuple[str, ...], where: str) -> None:
         raise ConfigError(f"{where} is {value!r}{did_you_mean(str(value), valid)}; expected one of {', '.join(valid)}")
 
 
+def _check_tracks(spec: str | list) -> None:
+    """Raise TrackFileError now (not inside an env runner) for a track name or file that does not load."""
+    from control.errors import TrackFileError
+    from control.track.track import Track
+
+    for name in spec if isinstance(spec, list) else [spec]:
+        if name != "procedural":
+            try:
+                Track.load(name)
+            except TrackFileError as exc:
+                raise TrackFileError(f"env_config.track: {exc}") from None
+
+
 def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults merged with `config`; unknown keys and bad values raise ConfigError naming them."""
     config = dict(config or {})
@@ -96,6 +109,7 @@ def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"env_config.max_episode_steps must be a positive integer, got {steps!r}")
     if not isinstance(cfg["track"], (str, list)) or (isinstance(cfg["track"], list) and not cfg["track"]):
         raise ConfigError(f"env_config.track must be a track name, a .npy path, a non-empty list of those, or 'procedural'; got {cfg['track']!r}")
+    _check_tracks(cfg["track"])
     # Sub-configs validate themselves; importing here keeps this module light.
     from control.env.actions import make_action_type
     from control.env.observations import validate_observation_config

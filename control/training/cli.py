@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. env_config.max_episode_steps=200 or model.fcnet_hiddens=[64,64]")
     p.add_argument("--checkpoint_frequency", type=int, metavar="K", help="checkpoint every K iterations")
     p.add_argument("--checkpoint_num_to_keep", type=int, metavar="N", help="keep the last N checkpoints")
-    p.add_argument("-v", "--verbose", type=int, default=1, choices=(0, 1, 2), help="Tune console verbosity")
+    p.add_argument("-v", "--verbose", type=int, default=1, choices=(0, 1, 2),
+                   help="console output: 0 start/end only, 1 one line per iteration (default), 2 Tune's tables and worker logs")
     return p
 
 
@@ -176,6 +177,10 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
             callbacks.append(make_state_log_callback(state_log_dir))
         config.callbacks(callbacks_class=callbacks)
         tune_callbacks = []
+        if verbose == 1:
+            from control.integration.callbacks.progress_line import IterationLineCallback
+
+            tune_callbacks.append(IterationLineCallback())
         if mlflow_uri:
             tune_callbacks.append(_mlflow_callback(mlflow_uri, mlflow_experiment, folder, resolved.to_dict(),
                                                    command_line or [], mlflow_checkpoints,
@@ -183,7 +188,7 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         return run_tune(config, run_folder=folder, stop=resolved.stop,
                         checkpoint_frequency=resolved.checkpoint["frequency"],
                         checkpoint_num_to_keep=resolved.checkpoint["num_to_keep"],
-                        tune_callbacks=tune_callbacks, verbose=verbose)
+                        tune_callbacks=tune_callbacks, verbose=2 if verbose == 2 else 0)
     finally:
         if started_ray:
             ray.shutdown()
