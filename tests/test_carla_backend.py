@@ -252,3 +252,28 @@ def test_defaults_validate_and_fault_tolerance_settings_enable_runner_restarts()
     cfg = validate_carla_config({})
     assert cfg == {**DEFAULT_CARLA_CONFIG, **cfg} and cfg["image"] == "carlasim/carla:0.9.16"
     assert rllib_fault_tolerance_settings()["restart_failed_env_runners"] is True
+
+
+def test_camera_env_on_carla_renders_the_observation_size():
+    # The shipped camera config observes 64x48; the CARLA sensor must render that, not its 160x120 default.
+    from control.env.racing_env import RacingEnv
+
+    fc._start_server(port=2000)
+    env = RacingEnv({"simulator": "carla", "observation": {"type": "camera", "width_px": 32, "height_px": 24},
+                     "carla": {"_fake_module": "tests.fake_carla", "avoid_server_init": True, "timeout_s": 1.0}})
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == env.observation_space.shape == (24, 32, 1)
+        obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+
+
+def test_camera_observation_with_carla_camera_off_is_a_config_error():
+    from control.env.config import validate_env_config
+
+    for carla in ({"camera": {"enabled": False}}, {"no_rendering": True}):
+        with pytest.raises(ConfigError, match="needs CARLA camera frames") as info:
+            validate_env_config({"simulator": "carla", "observation": {"type": "camera"}, "carla": carla})
+        assert "\n" not in str(info.value)

@@ -146,6 +146,11 @@ def test_clip_rewards_clips_episode_rewards_in_the_learner_connector():
     assert any("clip_rewards" in n for n in resolved.notices)
 
 
+def test_negative_clip_rewards_is_an_error():
+    with pytest.raises(ConfigError, match="clip_rewards must be true, false or a positive number"):
+        build({"clip_rewards": -1.0})
+
+
 @pytest.mark.parametrize("key", ["learning_starts", "buffer_size", "simple_optimizer", "shuffle_buffer_size"])
 def test_old_key_meaningless_for_ppo_is_ignored_with_the_reason(key):
     config, resolved = build({key: 1000})

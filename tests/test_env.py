@@ -189,6 +189,9 @@ def test_non_finite_reward_is_an_error(tmp_path):
         ({"start": {"mode": "randm"}}, "did you mean 'random'"),
         ({"max_episode_steps": 0}, "positive integer"),
         ({"builtin": {"friction": 1.0}}, "did you mean 'friction_mu'"),
+        ({"track": ["oval", "procedural"]}, "give track: procedural alone"),
+        ({"procedural": {"length_m": [100, 200]}}, "15 <= low <= high <= 80 m"),
+        ({"procedural": {"pool_size": -1}}, "whole number >= 0"),
     ],
 )
 def test_bad_env_config_names_the_key(config, message):
@@ -245,3 +248,42 @@ def test_rllib_creator_receives_worker_index():
     env = make_env_creator("RacerVLidar-v0")(EnvContext({"seed": 3}, worker_index=2, vector_index=1))
     assert env.worker_index == 2 and env.vector_index == 1
     assert env.config["observation"]["type"] == "vlidar"
+
+
+def test_simulator_fault_truncates_with_a_valid_observation_even_without_a_camera_frame():
+    from control.sim.base import SimulatorError
+
+    env = RacingEnv({"observation": {"type": "both", "camera": {"width_px": 32, "height_px": 24}}})
+    env.reset(seed=0)
+
+    def fail(*_args):
+        raise SimulatorError("server gone")
+
+    env.sim.step = fail
+    env.sim.camera_image = fail  # the frame went with the server
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert (terminated, truncated, reward) == (False, True, 0.0)
+    assert info["episode_status"] == "sim_error" and "server gone" in info["truncated_reason"]
+    assert env.observation_space.contains(obs)
+
+
+def test_training_speed_metric_is_the_measured_speed_not_the_command():
+    from control.integration.callbacks.metrics import summarize_episode
+
+    env = RacingEnv({"start": {"mode": "fixed"}})
+    env.reset(seed=0)
+    infos = [env.step(np.array([0.0, 1.0], dtype=np.float32))[4] for _ in range(3)]  # 4 m/s asked from rest
+    measured = np.mean([i["vehicle"]["speed_mps"] for i in infos])
+    assert summarize_episode(infos)["speed_mps_mean"] == pytest.approx(measured)
+    assert measured < 1.0 < infos[0]["params"]["speed"]
+
+
+def test_start_lateral_offset_is_across_the_track_whatever_the_heading_noise():
+    def start_offset_m(heading_noise_deg: float) -> float:
+        env = RacingEnv({"start": {"mode": "fixed", "waypoint": 3, "lateral_noise_m": 0.3,
+                                   "heading_noise_deg": heading_noise_deg}})
+        env.reset(seed=3)  # same seed: the same lateral draw
+        return env.params["distance_from_center"]
+
+    assert start_offset_m(60.0) == pytest.approx(start_offset_m(0.0), abs=1e-9)
+    assert start_offset_m(0.0) > 0.01

@@ -48,8 +48,8 @@ DEFAULT_CARLA_CONFIG: dict[str, Any] = {
     "spawn_z_m": 0.3,  # spawn height above the road, m
     "camera": {
         "enabled": True,  # spawn the RGB camera sensor
-        "width": 160,  # image width, px
-        "height": 120,  # image height, px
+        "width": 160,  # image width, px (a camera observation sets it to its width_px)
+        "height": 120,  # image height, px (a camera observation sets it to its height_px)
         "fov_deg": 90.0,  # horizontal field of view, degrees
         "x_m": 1.5,  # mount position forward of the vehicle origin, m
         "z_m": 1.4,  # mount height above the vehicle origin, m

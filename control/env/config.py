@@ -75,12 +75,30 @@ def _check_tracks(spec: str | list) -> None:
     from control.errors import TrackFileError
     from control.track.track import Track
 
+    if isinstance(spec, list) and "procedural" in spec:
+        raise ConfigError(f"env_config.track {spec!r} lists 'procedural'; give track: procedural alone, or a list of track names/.npy paths")
     for name in spec if isinstance(spec, list) else [spec]:
         if name != "procedural":
             try:
                 Track.load(name)
             except TrackFileError as exc:
                 raise TrackFileError(f"env_config.track: {exc}") from None
+
+
+def _check_procedural(section: Mapping[str, Any]) -> None:
+    """Raise ConfigError now for ranges no generated track can meet (else every env runner fails at reset)."""
+    from control.track.generate import MAX_LENGTH_M, MAX_WIDTH_M, MIN_LENGTH_M, MIN_WIDTH_M
+
+    for key, (lo_m, hi_m) in (("length_m", (MIN_LENGTH_M, MAX_LENGTH_M)), ("width_m", (MIN_WIDTH_M, MAX_WIDTH_M))):
+        value = section[key]
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not ok or not lo_m <= value[0] <= value[1] <= hi_m:
+            raise ConfigError(f"env_config.procedural.{key} is {value!r}; expected [low, high] with "
+                              f"{lo_m:g} <= low <= high <= {hi_m:g} m")
+    pool = section["pool_size"]
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
+        raise ConfigError(f"env_config.procedural.pool_size is {pool!r}; expected a whole number >= 0 (0: a new track every episode)")
 
 
 def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -110,6 +128,7 @@ def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(cfg["track"], (str, list)) or (isinstance(cfg["track"], list) and not cfg["track"]):
         raise ConfigError(f"env_config.track must be a track name, a .npy path, a non-empty list of those, or 'procedural'; got {cfg['track']!r}")
     _check_tracks(cfg["track"])
+    _check_procedural(cfg["procedural"])
     # Sub-configs validate themselves; importing here keeps this module light.
     from control.env.actions import make_action_type
     from control.env.observations import validate_observation_config
@@ -124,5 +143,10 @@ def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     if cfg["simulator"] == "carla" or cfg["carla"]:
         from control.carla.config import validate_carla_config
 
-        validate_carla_config(cfg["carla"])
+        carla = validate_carla_config(cfg["carla"])
+        if cfg["simulator"] == "carla" and cfg["observation"].get("type") in ("camera", "both") and (
+                not carla["camera"]["enabled"] or carla["no_rendering"]):
+            raise ConfigError(f"env_config.observation.type {cfg['observation']['type']!r} needs CARLA camera frames, but "
+                              "env_config.carla has camera.enabled: false or no_rendering: true; enable the camera "
+                              "with rendering on, or use observation type vlidar")
     return cfg

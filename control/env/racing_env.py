@@ -135,8 +135,13 @@ class RacingEnv(gym.Env):
     def _make_carla(self, track: Track) -> SimulatorBackend:
         from control.carla.backend import CarlaSimulator
 
+        carla_config = dict(self.config["carla"])
+        cam = camera_settings(self.observation_type)
+        if cam is not None:
+            # The observation space fixes the image size: the CARLA sensor must render exactly that.
+            carla_config["camera"] = {**(carla_config.get("camera") or {}), "width": cam["width_px"], "height": cam["height_px"]}
         sim = CarlaSimulator(
-            self.config["carla"],
+            carla_config,
             track,
             run_name=self.config["run_name"],
             runner_index=self.worker_index,
@@ -178,8 +183,8 @@ class RacingEnv(gym.Env):
             s_start = float(self.np_random.uniform(0, self.driving_track.length_m))
         (pos,), (heading,) = self.driving_track.point_at(s_start)
         lateral = float(self.np_random.uniform(-1, 1)) * float(start["lateral_noise_m"])
+        pos = pos + lateral * np.array([-math.sin(heading), math.cos(heading)])  # across the track, not the noisy heading
         heading += math.radians(float(self.np_random.uniform(-1, 1)) * float(start["heading_noise_deg"]))
-        pos = pos + lateral * np.array([-math.sin(heading), math.cos(heading)])
         try:
             self.vehicle = self.sim.reset(Pose(float(pos[0]), float(pos[1]), float(heading)))
         except SimulatorError:
@@ -335,7 +340,8 @@ class RacingEnv(gym.Env):
         try:
             obs = self.observation_type.observe(self)
         except Exception:  # the camera frame may be gone with the server
-            obs = self.observation_space.sample() * 0
+            space = self.observation_space  # zeros of the space, a Dict ("both") included
+            obs = gym.spaces.utils.unflatten(space, np.zeros(gym.spaces.utils.flatdim(space)))
         return obs, 0.0, False, True, info
 
     def _waypoints(self) -> list[tuple[float, float]]:

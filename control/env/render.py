@@ -62,11 +62,13 @@ def _dot(xy: tuple[float, float], r: float) -> list[float]:
 
 
 def _canvas(env: "RacingEnv") -> TrackCanvas:
-    cache = env.__dict__.setdefault("_render_canvases", {})
-    key = id(env.track)
-    if key not in cache:
-        cache[key] = TrackCanvas(env.track)
-    return cache[key]
+    # Kept on the track itself: it lives and dies with it (procedural tracks come and go every
+    # episode, and a dead track's id() can be reused by the next one).
+    track = env.track
+    canvas = track.__dict__.get("_render_canvas")
+    if canvas is None:
+        canvas = track._render_canvas = TrackCanvas(track)
+    return canvas
 
 
 def render_frame(env: "RacingEnv") -> np.ndarray:

@@ -27,7 +27,7 @@ def read_state_log(log_dir: Path, evaluation: bool = False) -> Any:
     if not files:
         kind = "evaluation " if evaluation else ""
         raise UserError(f"no {kind}state log files in {log_dir}; train with --state_log "
-                        "(make -C control train STATE_LOG=1) to write them")
+                        "(make -C control train ARGS=--state_log) to write them")
     frames = [pd.read_csv(f) for f in files if f.stat().st_size > 0]
     data = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
     if data.empty:
@@ -71,10 +71,7 @@ def iteration_table(episodes: Any) -> Any:
 
 def plot_training_progress(iterations: Any, path: Path) -> Path:
     """Reward, progress and lap time per iteration (DeepRacer's training graph), three panels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from control.rollout.plots import plt, save_figure  # plots sets the file-only Agg backend
 
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     it = iterations["iteration"]
@@ -91,18 +88,12 @@ def plot_training_progress(iterations: Any, path: Path) -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.suptitle("training progress from the state log")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_action_distribution(data: Any, path: Path) -> Path:
     """Discrete actions: how often each index was chosen; continuous: a 2D histogram of steering × speed command."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from control.rollout.plots import plt, save_figure  # plots sets the file-only Agg backend
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     actions = data["action"].to_numpy()
@@ -119,10 +110,7 @@ def plot_action_distribution(data: Any, path: Path) -> Path:
         ax.set_xlabel("steering command (deg, negative = right)")
         ax.set_ylabel("speed command (m/s)")
     ax.set_title(f"action distribution over {len(data)} steps")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_track(run_folder: Path) -> Any:

@@ -32,7 +32,8 @@ def draw_track(ax: Any, track: Any) -> None:
     ax.set_ylabel("y (m)")
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write `fig` as a PNG at `path` (folders made) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -62,7 +63,7 @@ def plot_trajectories(records: Sequence[EpisodeRecord], path: Path, max_speed_mp
         ax.set_title(f"{name}: {len(group)} episode(s), trajectories by speed (^ start, x end)")
     if scatter is not None:
         fig.colorbar(scatter, ax=axes[0].tolist(), label="speed (m/s)", shrink=0.6)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reward_on_track(track: Any, x_m: np.ndarray, y_m: np.ndarray, reward: np.ndarray, path: Path,
@@ -77,7 +78,7 @@ def plot_reward_on_track(track: Any, x_m: np.ndarray, y_m: np.ndarray, reward: n
     ax.set_aspect("equal")
     fig.colorbar(sc, ax=ax, label="reward", shrink=0.8)
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reward_heatmap(records: Sequence[EpisodeRecord], path: Path) -> Path:
@@ -109,7 +110,7 @@ def plot_speed_steering(records: Sequence[EpisodeRecord], path: Path) -> Path:
     axes[0].legend(loc="upper right", fontsize="small", ncol=min(len(records), 6))
     for ax in axes:
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_rollout_plots(records: Sequence[EpisodeRecord], out_dir: Path, max_speed_mps: float = 4.0) -> list[Path]:

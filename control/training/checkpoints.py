@@ -43,7 +43,8 @@ def resolve_restore_path(restore: str | None, run_folder: Path) -> Path:
         return path
     if path.is_dir():
         return latest_checkpoint(path)
-    raise CheckpointError(f"--restore {restore}: no such checkpoint folder")
+    raise CheckpointError(f"--restore {restore}: no such folder; expected a checkpoint folder "
+                          "(.../checkpoint_000010, holding algorithm_state.pkl) or a run folder under results/")
 
 
 class RestoreCallback(RLlibCallback):

@@ -103,7 +103,9 @@ def train_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     raw = apply_overrides(load_config_file(config_path), overrides)
-    env_config = raw.setdefault("env_config", {}) or {}
+    if raw.get("env_config") is None:  # absent, or an empty `env_config:` in the YAML
+        raw["env_config"] = {}
+    env_config = raw["env_config"]
     if isinstance(env_config, dict) and str(raw.get("env", "")).startswith("Racer"):
         env_config["run_name"] = name
         if args.seed is not None:

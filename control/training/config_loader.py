@@ -71,7 +71,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict; raises ConfigError when missing or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file '{path}' does not exist; expected a YAML file such as "
+                          "resources/configs/ppo_vlidar_config.yaml")
     data = parse_yaml(path.read_text(), str(path))
     if data is None:
         return {}
@@ -208,7 +209,8 @@ def resolve_config(raw: dict[str, Any], where: str = "config") -> ResolvedConfig
                 notices.append("'observation_filter: MeanStdFilter' is applied as RLlib's MeanStdFilter "
                                "env-to-module connector")
         elif key == "clip_rewards":
-            if value is not None and not isinstance(value, (bool, int, float)):
+            if value is not None and (not isinstance(value, (bool, int, float))
+                                      or (not isinstance(value, bool) and value < 0)):
                 raise ConfigError(f"{where}: clip_rewards must be true, false or a positive number, not {value!r}")
             clip_rewards = value
             if value not in (None, False):

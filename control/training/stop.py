@@ -74,9 +74,13 @@ def stop_conditions_from(section: dict[str, Any] | None, where: str) -> StopCond
         if key not in STOP_KEYS:
             raise unknown_key_error(key, STOP_KEYS, where)
     duration = section.get("duration")
+    try:
+        duration_s = None if duration is None else parse_duration_s(duration)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.duration: {exc}") from None
     return StopConditions(
         iteration=_positive_int(section.get("iteration"), f"{where}.iteration"),
-        duration_s=None if duration is None else parse_duration_s(duration),
+        duration_s=duration_s,
         timesteps=_positive_int(section.get("timesteps"), f"{where}.timesteps"),
         progress=_progress(section.get("progress"), f"{where}.progress"),
     )

@@ -39,7 +39,9 @@ def summarize_episode(infos: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     last = infos[-1]
     params = last.get("params", {})
-    speeds = np.array([i.get("params", {}).get("speed", np.nan) for i in infos], dtype=np.float64)
+    # The measured speed (params["speed"] is the commanded one, as in DeepRacer), as the rollout metrics use.
+    speeds = np.array([i.get("vehicle", {}).get("speed_mps", i.get("params", {}).get("speed", np.nan)) for i in infos],
+                      dtype=np.float64)
     return {
         "progress": float(params.get("progress", 0.0)),
         "status": last.get("episode_status", "in_progress"),
