@@ -48,12 +48,16 @@ def _track_direction_rad(params: Mapping[str, Any]) -> float:
 
 
 def center_line_speed(params: Mapping[str, Any]) -> dict[str, float]:
-    """Speed along the track direction, scaled down away from the center line (speed × centering)."""
+    """Speed along the track direction, worth up to 1.5× on the center line (speed × centering).
+
+    Every term scales with speed: a per-step bonus for merely staying on track would pay a
+    policy to lap slowly, since an episode ends when the lap is complete.
+    """
     heading_error = math.radians(params["heading"]) - _track_direction_rad(params)
     along = max(math.cos(heading_error), 0.0)
     centering = max(1.0 - params["distance_from_center"] / (0.5 * params["track_width"]), 0.0)
     speed_term = params["speed"] / 4.0 * along
-    return {"speed_along_track": speed_term, "centering": 0.5 * centering * speed_term + 0.1 * centering}
+    return {"speed_along_track": speed_term, "centering": 0.5 * centering * speed_term}
 
 
 BUILTIN_REWARDS: dict[str, RewardComponents] = {
