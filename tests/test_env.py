@@ -275,7 +275,9 @@ def test_training_speed_metric_is_the_measured_speed_not_the_command():
     infos = [env.step(np.array([0.0, 1.0], dtype=np.float32))[4] for _ in range(3)]  # 4 m/s asked from rest
     measured = np.mean([i["vehicle"]["speed_mps"] for i in infos])
     assert summarize_episode(infos)["speed_mps_mean"] == pytest.approx(measured)
-    assert measured < 1.0 < infos[0]["params"]["speed"]
+    assert measured < 1.0 < infos[0]["speed_cmd_mps"]
+    # The reward sees the measured speed too: commanding 4 m/s from rest earns only what the car does.
+    assert [i["params"]["speed"] for i in infos] == [i["vehicle"]["speed_mps"] for i in infos]
 
 
 def test_start_lateral_offset_is_across_the_track_whatever_the_heading_noise():

@@ -366,8 +366,10 @@ class RacingEnv(gym.Env):
             "is_left_of_center": bool(proj.is_left_of_center[0]),
             "progress": progress,
             "steps": self._steps,
-            # As in DeepRacer, speed and steering_angle are the action's values (info["vehicle"] has the measured ones).
-            "speed": speed_mps,
+            # The car's measured speed, not the action's target: a reward on the commanded speed can be
+            # gamed (command fast, drive slowly, collect reward for longer). Steering is the action's,
+            # as in DeepRacer; info["speed_cmd_mps"] and info["vehicle"] hold both.
+            "speed": v.speed_mps,
             "steering_angle": steering_deg,
             "track_width": float(2 * proj.half_width_m[0]),
             "track_length": self.driving_track.length_m,
