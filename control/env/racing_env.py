@@ -204,7 +204,7 @@ class RacingEnv(gym.Env):
         self.last_command = (0.0, 0.0, -1)
         self.last_reward = 0.0
         self.observation_type.reset(self)
-        self.params = self._params(self.driving_track.project(self._car_and_wheels(), local=True), 0.0, 0.0, False)
+        self.params = self._params(self.driving_track.project(self._car_and_wheels(), local=True), 0.0, 0.0)
         info = {"params": self.params, "episode_status": "prepare", "track": self.track.name, "direction": self.direction}
         return self.observation_type.observe(self), info
 
@@ -227,7 +227,7 @@ class RacingEnv(gym.Env):
         self._recent_positions.append((self.vehicle.x_m, self.vehicle.y_m))
         self._wrong_way_steps = 0
         self.trail.append((self.vehicle.x_m, self.vehicle.y_m, 0.0))
-        self.params = self._params(proj, self.params["progress"], 0.0, 0.0)
+        self.params = self._params(proj, self.params["progress"], 0.0)
         return self.observation_type.observe(self)
 
     def _reversed(self, track: Track) -> Track:
@@ -304,7 +304,7 @@ class RacingEnv(gym.Env):
         if truncated:
             status = "time_up"
 
-        self.params = self._params(proj, progress, steering_deg, speed_cmd_mps, all_on=all_on, off_track=off_track)
+        self.params = self._params(proj, progress, steering_deg, all_on=all_on, off_track=off_track)
         reward, components = evaluate_reward(self.reward_fn, {**self.params, "waypoints": self._waypoints()}, self._steps)
         self.last_reward = reward
         info = {
@@ -352,7 +352,7 @@ class RacingEnv(gym.Env):
             track._waypoints_list = cached
         return cached
 
-    def _params(self, proj, progress: float, steering_deg: float, speed_mps: float, all_on: bool | None = None, off_track: bool = False) -> dict[str, Any]:
+    def _params(self, proj, progress: float, steering_deg: float, all_on: bool | None = None, off_track: bool = False) -> dict[str, Any]:
         """DeepRacer's reward params for the current state (all but `waypoints`)."""
         v = self.vehicle
         if all_on is None:
