@@ -82,7 +82,7 @@ def test_first_iteration_reaching_skips_missing_and_lower_progress():
 def _smoothed_rows(sampling_s: list[float], learner_s: list[float], steps: list[int]) -> list[dict]:
     """Result rows as RLlib writes them: timers as moving averages with its coefficient."""
     rows, smooth = [], {}
-    for sample, learn, n in zip(sampling_s, learner_s, steps):
+    for sample, learn, n in zip(sampling_s, learner_s, steps, strict=False):
         exact = {"env_runner_sampling_timer": sample, "learner_update_timer": learn, "training_iteration": sample + learn}
         for key, x in exact.items():
             smooth[key] = x if key not in smooth else 0.99 * smooth[key] + 0.01 * x

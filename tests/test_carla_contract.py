@@ -6,9 +6,8 @@ import inspect
 import pytest
 
 from control.carla.backend import CarlaSimulator
-from control.carla.config import WEATHER_PRESETS
+from control.carla.config import WEATHER_PRESETS, validate_carla_config
 from control.carla.track_from_map import track_from_route
-from control.carla.config import validate_carla_config
 from control.sim.base import Pose, SimulatorError
 from tests import fake_carla as fc
 

@@ -18,8 +18,7 @@ from control.carla import server as server_mod
 from control.carla.clean import clean_run
 from control.carla.clean import main as clean_main
 from control.carla.config import validate_carla_config
-from control.carla.server import (LABEL_HOST, LABEL_MANAGED, LABEL_RUN, LABEL_SLOT, AttachedServer, CarlaServerError,
-                                  DockerServer, server_for_runner, tcp_probe)
+from control.carla.server import LABEL_HOST, LABEL_MANAGED, LABEL_RUN, LABEL_SLOT, AttachedServer, CarlaServerError, DockerServer, server_for_runner, tcp_probe
 from tests.docker_standin.fake_docker import FakeDockerClient
 
 STANDIN_DIR = Path(__file__).parent / "docker_standin"

@@ -57,7 +57,7 @@ def test_same_seed_same_episode():
     a = run_episode(RacingEnv({"track": "hairpins"}), seed=7)
     b = run_episode(RacingEnv({"track": "hairpins"}), seed=7)
     c = run_episode(RacingEnv({"track": "hairpins"}), seed=8)
-    assert len(a[0]) == len(b[0]) and all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
+    assert len(a[0]) == len(b[0]) and all(np.array_equal(x, y) for x, y in zip(a[0], b[0], strict=False))
     assert a[1] == b[1]
     assert not np.array_equal(a[0][0], c[0][0])
 

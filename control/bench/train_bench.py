@@ -176,7 +176,7 @@ def timers_match_iterations(rows: list[dict[str, Any]], rel_tol: float = 0.05, a
     recovered = per_iteration_timer(rows, ITERATION_TIMER)
     return bool(rows) and all(
         abs(x - float(row["time_this_iter_s"])) <= rel_tol * float(row["time_this_iter_s"]) + abs_tol_s
-        for x, row in zip(recovered, rows))
+        for x, row in zip(recovered, rows, strict=False))
 
 
 @dataclass

@@ -92,7 +92,7 @@ def route_waypoints(carla_map: Any, route: dict, carla_module: Any) -> list[Any]
         if any(w is None for w in snapped):
             raise ConfigError(f"{WHERE}.points: a point is not on a road of this map")
         waypoints: list[Any] = []
-        for a, b in zip(snapped, snapped[1:] + snapped[:1]):
+        for a, b in zip(snapped, snapped[1:] + snapped[:1], strict=False):
             waypoints += path_between(a, b, spacing_m, max_length_m)
         return waypoints
     if route["start"] is not None:

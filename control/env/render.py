@@ -133,7 +133,7 @@ def _lidar_panel(lidar, size: tuple[int, int] = (320, 240)) -> Image.Image:
     angles, dist = lidar.angles_rad, lidar.last_distances_m
     ends_x = origin[0] - np.sin(angles) * dist * scale
     ends_y = origin[1] - np.cos(angles) * dist * scale
-    for x, y, d in zip(ends_x.tolist(), ends_y.tolist(), (dist / max_range_m).tolist()):
+    for x, y, d in zip(ends_x.tolist(), ends_y.tolist(), (dist / max_range_m).tolist(), strict=False):
         colour = (int(255 * (1 - d)), int(200 * d + 55), 60)
         draw.line([origin, (x, y)], fill=colour, width=2)
     draw.polygon([(origin[0] - 5, origin[1] + 6), (origin[0] + 5, origin[1] + 6), (origin[0], origin[1] - 6)],
@@ -153,4 +153,4 @@ def _speed_strip(draw: ImageDraw.ImageDraw, trail, max_speed_mps: float, box: tu
         return
     xs = x0 + (x1 - x0) * np.arange(len(speeds)) / (history - 1)
     ys = y1 - 2 - (y1 - y0 - 16) * np.clip(speeds / max_speed_mps, 0.0, 1.0)
-    draw.line(list(zip(xs.tolist(), ys.tolist())), fill=speed_colour(float(speeds[-1]), max_speed_mps), width=2)
+    draw.line(list(zip(xs.tolist(), ys.tolist(), strict=False)), fill=speed_colour(float(speeds[-1]), max_speed_mps), width=2)

@@ -52,7 +52,7 @@ def plot_trajectories(records: Sequence[EpisodeRecord], path: Path, max_speed_mp
     groups = _by_track(records)
     fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 6), squeeze=False)
     scatter = None
-    for ax, (name, group) in zip(axes[0], groups.items()):
+    for ax, (name, group) in zip(axes[0], groups.items(), strict=False):
         draw_track(ax, group[0].track)
         for r in group:
             s = r.steps

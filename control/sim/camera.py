@@ -78,7 +78,7 @@ def _draw_thick_polyline(draw: ImageDraw.ImageDraw, points_px: list[tuple[float,
     seg = np.diff(pts, axis=0)
     length = np.hypot(seg[:, 0], seg[:, 1])
     normal = np.c_[-seg[:, 1], seg[:, 0]] / np.maximum(length, 1e-12)[:, None] * half
-    for p0, p1, nrm, ln in zip(pts[:-1], pts[1:], normal, length):
+    for p0, p1, nrm, ln in zip(pts[:-1], pts[1:], normal, length, strict=False):
         if ln > 1e-9:
             draw.polygon([tuple(p0 + nrm), tuple(p1 + nrm), tuple(p1 - nrm), tuple(p0 - nrm)], fill=fill)
     for x, y in pts:

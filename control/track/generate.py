@@ -86,7 +86,7 @@ def generate_track(
 ) -> Track:
     """A random valid closed track from a seed (same seed ⇒ same track)."""
     rng = np.random.default_rng(seed)
-    for attempt in range(max_attempts):
+    for _attempt in range(max_attempts):
         k = int(rng.integers(num_control_points[0], num_control_points[1] + 1))
         angles = np.sort((np.arange(k) + rng.uniform(-0.35, 0.35, k)) * 2 * np.pi / k)
         radii = rng.uniform(0.45, 1.0, k)

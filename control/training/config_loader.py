@@ -251,7 +251,7 @@ def _schedule(schedule: Any, base: Any, target: str, notices: list[str], where: 
     if not ok:
         raise ConfigError(f"{where}: {target}_schedule must be a list of [timestep, value] pairs, e.g. [[0, 3e-4], [1000000, 1e-5]]")
     points = [[int(t), float(v)] for t, v in schedule]
-    if any(b[0] <= a[0] for a, b in zip(points, points[1:])):
+    if any(b[0] <= a[0] for a, b in zip(points, points[1:], strict=False)):
         raise ConfigError(f"{where}: {target}_schedule timesteps must increase")
     if points[0][0] != 0:
         start = float(base) if isinstance(base, (int, float)) else points[0][1]
