@@ -23,3 +23,21 @@ def ray_session():
     yield ray
     if started:
         ray.shutdown()
+
+
+# Markers from what a test uses, so `make test_fast` (-m "not ray and not docker and not slow and not chaos")
+# needs no list to keep up to date: a test that reaches a Ray session, a Docker daemon or a real MLflow
+# server through any fixture is marked for it. Tests may also carry the markers explicitly.
+_FIXTURE_MARKERS = {"ray_session": "ray", "real_docker": "docker", "mlflow_server": "slow", "mlflow_server_factory": "slow"}
+# Modules whose tests start real subprocesses (ppo_train.py, ppo_inference_ray.py) or train for real.
+_SLOW_MODULES = {"test_train_subprocess", "test_bench_train", "test_mlflow_training", "test_carla_training"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the ray / docker / slow markers a test's fixtures and module imply."""
+    for item in items:
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in _SLOW_MODULES:
+            item.add_marker("slow")

@@ -11,16 +11,15 @@ from control.bench import cli
 from control.bench.lap_quality import QUALITY_LAPS, format_quality, lap_time_ratio, roll_out
 from control.bench.noop_env import NoopEnv
 from control.bench.train_bench import (
-    VLIDAR_CONFIG,
     env_share,
     first_iteration_reaching,
     format_time_to_lap,
     iteration_cost,
     per_iteration_timer,
-    read_results,
     run_time_to_lap,
     timers_match_iterations,
 )
+from control.bench.training_runs import VLIDAR_CONFIG, read_results
 from control.env.racing_env import RacingEnv
 from control.errors import UserError
 from control.sim.builtin import resolve_builtin_config

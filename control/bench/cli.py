@@ -73,16 +73,21 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_run(args: argparse.Namespace) -> dict[str, Any]:
-    from control.bench.train_bench import run_train_benchmark
     from control.training.stop import parse_duration_s
 
     if args.minutes <= 0 or args.episodes < 1 or args.noop_iterations < 0 or not 0 < args.progress <= 100:
         raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations >= 0 and 0 < --progress <= 100")
-    return run_train_benchmark(
-        camera=args.camera, config=args.config, cap_s=parse_duration_s(args.cap) if args.cap else None,
-        progress_pct=args.progress, noop_iterations=args.noop_iterations, quality=args.quality,
-        all_tracks=args.all_tracks, generalisation=args.generalisation, minutes=args.minutes,
-        episodes=args.episodes, bench_dir=args.bench_dir, seed=args.seed)
+    if not (args.quality or args.generalisation):
+        from control.bench.train_bench import run_train_benchmark
+
+        return run_train_benchmark(camera=args.camera, config=args.config,
+                                   cap_s=parse_duration_s(args.cap) if args.cap else None, progress_pct=args.progress,
+                                   noop_iterations=args.noop_iterations, bench_dir=args.bench_dir, seed=args.seed)
+    from control.bench.lap_quality import run_lap_quality_benchmark
+
+    return run_lap_quality_benchmark(config=args.config, quality=args.quality, all_tracks=args.all_tracks,
+                                     generalisation=args.generalisation, minutes=args.minutes, episodes=args.episodes,
+                                     bench_dir=args.bench_dir, seed=args.seed)
 
 
 BENCHMARKS: dict[str, Benchmark] = {

@@ -8,11 +8,21 @@ reference. --generalisation: a policy trained on procedural tracks drives every 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from control.bench.train_bench import display_path, format_optional, machine_description, train_config
+from control.bench.training_runs import (
+    PROCEDURAL_CONFIG,
+    VLIDAR_CONFIG,
+    benchmark_dir,
+    config_path,
+    display_path,
+    format_optional,
+    machine_description,
+    train_config,
+)
 
 QUALITY_GOAL_RATIO = 1.10  # best lap within 10 % of the reference (issue 7)
 QUALITY_LAPS = 2  # per rollout episode: the second lap starts at speed, like the flying-lap reference
@@ -157,3 +167,23 @@ def format_generalisation(out: dict[str, Any]) -> str:
         lines.append(f"{r['track']:<12}{r['laps_completed']:>5d}/{r['episodes']:<4d}{r['mean_completion_pct']:>14.1f}"
                      f"{format_optional(r['best_lap_s'], '>12.2f')}{r['reference_lap_s']:>13.2f}")
     return "\n".join(lines)
+
+
+def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = False, all_tracks: bool = False,
+                              generalisation: bool = False, minutes: float = 15.0, episodes: int = 5,
+                              bench_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The `train --quality` and/or `train --generalisation` benchmarks, in a benchmark folder."""
+    folder, temporary = benchmark_dir(bench_dir)
+    print(f"benchmark runs in {folder}{' (deleted at the end)' if temporary else ''}", flush=True)
+    try:
+        results: dict[str, Any] = {}
+        if quality:
+            results["quality"] = run_quality(config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
+                                             all_tracks=all_tracks, episodes=episodes, seed=seed)
+        if generalisation:
+            results["generalisation"] = run_generalisation(config_path(config, PROCEDURAL_CONFIG), folder,
+                                                           minutes=minutes, episodes=episodes, seed=seed)
+        return results
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)

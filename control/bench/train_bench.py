@@ -8,85 +8,25 @@ same spaces (control/bench/noop_env.py) gives the cost of RLlib alone; the diffe
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
 import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from control.errors import UserError
+from control.bench.training_runs import (
+    CAMERA_CONFIG,
+    VLIDAR_CONFIG,
+    TrainingRun,
+    benchmark_dir,
+    config_path,
+    display_path,
+    format_optional,
+    machine_description,
+    train_config,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS_DIR = REPO_ROOT / "resources" / "configs"
-VLIDAR_CONFIG = CONFIGS_DIR / "ppo_vlidar_config.yaml"
-CAMERA_CONFIG = CONFIGS_DIR / "ppo_camera_config.yaml"
-PROCEDURAL_CONFIG = CONFIGS_DIR / "ppo_vlidar_procedural_config.yaml"
 PROGRESS_KEY = "lap_progress_mean"  # under env_runners/ (control.integration.callbacks.metrics)
-
-
-# --------------------------------------------------------------------------- machine
-def machine_description() -> str:
-    """One line naming the machine the figures come from: CPU model, cores, Python, OS."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores (nproc), Python {platform.python_version()}, {platform.system()} {platform.release()}"
-
-
-# --------------------------------------------------------------------------- one training run
-@dataclass
-class TrainingRun:
-    """A finished benchmark training run: its per-iteration results and what stopped it."""
-
-    name: str
-    folder: Path
-    rows: list[dict[str, Any]]  # result.json, one dict per iteration
-    wall_s: float  # the whole call: Ray start (when not running), algorithm build, training, final checkpoint
-    stop_reason: str
-    checkpoint: Path | None
-
-
-def read_results(run_folder: Path) -> list[dict[str, Any]]:
-    """Every iteration's Tune result of the run's first Tune run (train_1/<trial>/result.json)."""
-    paths = sorted(run_folder.glob("train_1/*/result.json"))
-    if not paths:
-        raise UserError(f"no result.json under {run_folder}/train_1: the run did not finish an iteration")
-    return [json.loads(line) for line in paths[0].read_text().splitlines() if line.strip()]
-
-
-def train_config(config: Path, results_dir: Path, name: str, *, progress_pct: float | None, cap_s: float,
-                 max_iterations: int | None = None, overrides: list[str] | None = None,
-                 seed: int | None = None) -> TrainingRun:
-    """Train `config` into results_dir/name with ppo_train.py's code; the config's own stop: is replaced."""
-    from control.training.cli import build_parser, train_from_args
-
-    argv = [str(config), "-n", name, "--results_dir", str(results_dir), "--overwrite", "-v", "0",
-            "--set", "stop={}", "--stop_duration", f"{max(1, round(cap_s))}s"]
-    if progress_pct is not None:
-        argv += ["--stop_progress", f"{progress_pct:g}"]
-    if max_iterations is not None:
-        argv += ["--stop_iteration", str(max_iterations)]
-    if seed is not None:
-        argv += ["--seed", str(seed)]
-    for assignment in overrides or []:
-        argv += ["--set", assignment]
-    start_s = time.monotonic()
-    outcome = train_from_args(build_parser().parse_args(argv), argv)
-    wall_s = time.monotonic() - start_s
-    folder = results_dir / name
-    return TrainingRun(name=name, folder=folder, rows=read_results(folder), wall_s=wall_s,
-                       stop_reason=outcome.stop_reason, checkpoint=outcome.checkpoint)
 
 
 # --------------------------------------------------------------------------- figures from result.json
@@ -243,15 +183,6 @@ def env_share(real: IterationCost, noop: IterationCost) -> EnvShare:
 
 
 # --------------------------------------------------------------------------- the benchmark
-def benchmark_dir(keep_in: str | Path | None) -> tuple[Path, bool]:
-    """(folder for the runs, whether to delete it afterwards): a temporary folder unless one is given."""
-    if keep_in:
-        path = Path(keep_in).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        return path, False
-    return Path(tempfile.mkdtemp(prefix="bench_train_")), True
-
-
 def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 100.0, cap_s: float = 300.0,
                     noop_iterations: int = 3, max_iterations: int | None = None,
                     overrides: list[str] | None = None, seed: int | None = None) -> dict[str, Any]:
@@ -283,21 +214,6 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
         out["env_share"] = share.as_dict()
     print(format_time_to_lap(out), flush=True)
     return out
-
-
-def display_path(path: Path) -> str:
-    """The path relative to the repo root when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
-def format_optional(value: Any, spec: str) -> str:
-    """`value` formatted with `spec`, or '-' for None (aligned to the spec's width)."""
-    if value is None:
-        return format("-", spec.rstrip("bcdeEfFgGnosxX%").split(".")[0])  # '>12.2f' -> '>12'
-    return format(value, spec)
 
 
 def _percent(share: float) -> str:
@@ -333,36 +249,16 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
 
 
 def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_s: float | None = None,
-                        progress_pct: float = 100.0, noop_iterations: int = 3, quality: bool = False,
-                        all_tracks: bool = False, generalisation: bool = False, minutes: float = 15.0,
-                        episodes: int = 5, bench_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
-    """The `train` benchmark: time to lap (default), or --quality and/or --generalisation."""
+                        progress_pct: float = 100.0, noop_iterations: int = 3, bench_dir: str | None = None,
+                        seed: int | None = None) -> dict[str, Any]:
+    """The `train` benchmark's default: time to lap of the vlidar (or camera, or any) config."""
     folder, temporary = benchmark_dir(bench_dir)
     print(f"benchmark runs in {folder}{' (deleted at the end)' if temporary else ''}", flush=True)
     try:
-        results: dict[str, Any] = {}
-        if quality or generalisation:
-            from control.bench.lap_quality import run_generalisation, run_quality
-
-            if quality:
-                results["quality"] = run_quality(_config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
-                                                 all_tracks=all_tracks, episodes=episodes, seed=seed)
-            if generalisation:
-                results["generalisation"] = run_generalisation(_config_path(config, PROCEDURAL_CONFIG), folder,
-                                                               minutes=minutes, episodes=episodes, seed=seed)
-        else:
-            path = _config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
-            cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
-            results["time_to_lap"] = run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
-                                                     noop_iterations=noop_iterations, seed=seed)
-        return results
+        path = config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
+        cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
+        return {"time_to_lap": run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
+                                               noop_iterations=noop_iterations, seed=seed)}
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _config_path(config: str | None, default: Path) -> Path:
-    path = Path(config).expanduser().resolve() if config else default
-    if not path.is_file():
-        raise UserError(f"config '{config or default}' does not exist; expected a YAML file such as {VLIDAR_CONFIG}")
-    return path
