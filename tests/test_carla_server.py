@@ -7,21 +7,37 @@ real-daemon tests skip and say why.
 """
 from __future__ import annotations
 
-import random
 import socket
-import subprocess
-from pathlib import Path
 
+import docker.errors
 import pytest
+import requests.exceptions
 
 from control.carla import server as server_mod
 from control.carla.clean import clean_run
 from control.carla.clean import main as clean_main
 from control.carla.config import validate_carla_config
-from control.carla.server import LABEL_HOST, LABEL_MANAGED, LABEL_RUN, LABEL_SLOT, AttachedServer, CarlaServerError, DockerServer, server_for_runner, tcp_probe
+from control.carla.server import (
+    LABEL_HOST,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    LABEL_SLOT,
+    AttachedServer,
+    CarlaServerError,
+    DockerServer,
+    PortInUseError,
+    server_for_runner,
+    tcp_probe,
+)
+from tests.docker_standin.daemon import (
+    DockerSocketProxy,
+    daemon_socket_path,
+    free_base_port,
+    listening_on,
+    real_docker_or_skip,
+    remove_labelled,
+)
 from tests.docker_standin.fake_docker import FakeDockerClient
-
-STANDIN_DIR = Path(__file__).parent / "docker_standin"
 
 
 def launch_cfg(**overrides) -> dict:
@@ -130,32 +146,102 @@ def test_clean_cli_reports_a_missing_daemon_in_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1 and "avoid_server_init" in err
 
 
+@pytest.mark.parametrize("offset, name", [(0, "RPC"), (1, "streaming"), (2, "Traffic Manager")])
+def test_launch_refuses_a_derived_port_that_already_answers(offset, name):
+    # Someone else's server (a real listening socket) on one of slot 1's ports: launch mode must not drive it.
+    docker = FakeDockerClient()
+    base = free_base_port()
+    cfg = launch_cfg(port=base)
+    srv = server_for_runner(cfg, run_name="r", runner_index=1, is_evaluation=False, probe=tcp_probe,
+                            docker_client=docker)
+    busy_port = srv.endpoint.rpc_port + offset
+    with listening_on(busy_port):
+        with pytest.raises(PortInUseError) as info:
+            srv.start()
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"{name} port {busy_port} " in message and "avoid_server_init: true" in message
+        assert "port_stride" in message
+        assert docker.containers.run_calls == []  # nothing was launched
+        if name == "RPC":  # attach mode, which the message suggests, drives the very same server
+            attached = server_for_runner(launch_cfg(port=base, avoid_server_init=True, timeout_s=2.0), run_name="r",
+                                         runner_index=1, is_evaluation=False, probe=tcp_probe, docker_client=docker)
+            attached.start()
+
+
+def test_a_port_answering_while_our_container_is_not_running_is_not_taken_for_our_server():
+    # The RPC port answers, but the container we launched exited: whoever answers is not our server.
+    docker = FakeDockerClient()
+    srv = server_for_runner(launch_cfg(), run_name="r", runner_index=0, is_evaluation=False,
+                            probe=lambda *a: True, docker_client=docker)
+    original_run = docker.containers.run
+
+    def run_and_die(**kwargs):
+        container = original_run(**kwargs)
+        container.kill()
+        return container
+
+    docker.containers.run = run_and_die
+    with pytest.raises(PortInUseError, match="not running"):
+        srv.start()
+    srv.close()
+
+
+class VanishingDockerClient(FakeDockerClient):
+    """A fake daemon that stops answering when `gone` is set: every call raises what the SDK raises then."""
+
+    def __init__(self, error: Exception, **kwargs):
+        super().__init__(**kwargs)
+        self.error = error
+        self.gone = False
+        self.calls_after_gone = 0
+        for name in ("run", "list", "get"):
+            setattr(self.containers, name, self._guarded(getattr(self.containers, name)))
+
+    def _guarded(self, method):
+        def call(*args, **kwargs):
+            self.check()
+            return method(*args, **kwargs)
+
+        return call
+
+    def check(self) -> None:
+        if self.gone:
+            self.calls_after_gone += 1
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    docker.errors.DockerException("Error while fetching server API version"),
+    requests.exceptions.ConnectionError("('Connection aborted.', FileNotFoundError(2, 'No such file'))"),
+    docker.errors.APIError("500 Server Error: Internal Server Error"),
+], ids=["DockerException", "ConnectionError", "APIError"])
+def test_a_docker_daemon_that_goes_away_is_a_one_line_server_error(error):
+    docker = VanishingDockerClient(error)
+    srv = server_for_runner(launch_cfg(), run_name="r", runner_index=0, is_evaluation=False,
+                            probe=lambda *a: True, docker_client=docker)
+    srv.start()
+    container = srv.container
+    for name in ("reload", "restart", "logs", "remove"):
+        setattr(container, name, docker._guarded(getattr(container, name)))
+    docker.gone = True
+    with pytest.raises(CarlaServerError, match="Docker daemon failed while") as info:
+        srv.restart()
+    assert "\n" not in str(info.value) and f"port {srv.endpoint.rpc_port}" in str(info.value)
+    srv.container = None  # a fresh launch against the gone daemon is the same one-line error
+    with pytest.raises(CarlaServerError, match="Docker daemon failed while"):
+        srv.start()
+    srv.container = container
+    srv.close()  # close() never raises because Docker went away (it logs what to clean up)
+
+
 # ---------------------------------------------------------------------------------- real Docker daemon
 @pytest.fixture(scope="module")
 def real_docker():
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no daemon here
-        pytest.skip(f"no Docker daemon reachable ({type(exc).__name__}); run tests/docker_standin/start_dockerd.sh")
-    built = subprocess.run(["bash", str(STANDIN_DIR / "build_image.sh")], capture_output=True, text=True, timeout=120)
-    if built.returncode != 0:
-        pytest.skip(f"could not build the stand-in CARLA image: {built.stderr.strip()[-200:]}")
-    image = built.stdout.strip().splitlines()[-1]
+    client, image = real_docker_or_skip()
     yield client, image
-    for container in client.containers.list(all=True, filters={"label": [f"{LABEL_RUN}=pytest-standin"]}):
-        container.remove(force=True)
+    remove_labelled(client)
     client.close()
-
-
-def free_base_port() -> int:
-    # A base port with RPC/streaming/TM ports free for a few slots.
-    for _ in range(50):
-        base = random.randrange(20000, 40000, 100)
-        if not any(tcp_probe("127.0.0.1", base + k, 0.05) for k in range(0, 40)):
-            return base
-    pytest.skip("no free port range found")
 
 
 def test_real_daemon_launch_arguments_and_readiness_wait(real_docker):
@@ -254,3 +340,58 @@ def test_real_daemon_attach_mode_never_launches(real_docker):
     finally:
         listener.close()
     assert {c.id for c in client.containers.list(all=True)} == before
+
+
+def test_real_daemon_launch_refuses_a_port_someone_else_serves(real_docker):
+    client, image = real_docker
+    cfg = launch_cfg(image=image, gpu=None, port=free_base_port())
+    srv = server_for_runner(cfg, run_name="pytest-standin", runner_index=1, is_evaluation=False, probe=tcp_probe,
+                            docker_client=client)
+    labelled = {"label": [f"{LABEL_RUN}=pytest-standin", f"{LABEL_SLOT}=1"]}
+    with listening_on(srv.endpoint.rpc_port):
+        with pytest.raises(PortInUseError, match=f"RPC port {srv.endpoint.rpc_port} .*avoid_server_init: true"):
+            srv.start()
+    assert client.containers.list(all=True, filters=labelled) == []  # no container was started
+
+
+def test_real_daemon_restart_refuses_a_port_taken_while_our_container_was_down(real_docker):
+    client, image = real_docker
+    cfg = launch_cfg(image=image, gpu=None, port=free_base_port())
+    srv = server_for_runner(cfg, run_name="pytest-standin", runner_index=2, is_evaluation=False, probe=tcp_probe,
+                            docker_client=client)
+    try:
+        srv.start()
+        srv.container.kill()
+        srv.container.reload()
+        with listening_on(srv.endpoint.rpc_port):  # someone else grabbed the port while ours was dead
+            with pytest.raises(PortInUseError, match=f"RPC port {srv.endpoint.rpc_port} "):
+                srv.restart()
+        srv.container.reload()
+        assert srv.container.status == "exited"  # ours was not restarted onto a port it cannot own
+    finally:
+        srv.close()
+
+
+def test_real_daemon_going_away_mid_run_is_a_one_line_server_error(real_docker):
+    # The SDK client talks to the real daemon through a socket proxy; stopping the proxy is the daemon going
+    # away for this client only (other tests keep the daemon).
+    client, image = real_docker
+    target = daemon_socket_path()
+    if target is None:
+        pytest.skip("DOCKER_HOST is not a unix socket: cannot put a proxy in front of it")
+    proxy = DockerSocketProxy(target)
+    cfg = launch_cfg(image=image, gpu=None, port=free_base_port())
+    srv = server_for_runner(cfg, run_name="pytest-standin", runner_index=0, is_evaluation=False, probe=tcp_probe,
+                            docker_client=proxy.client())
+    try:
+        srv.start()
+        container_id = srv.container.id
+        proxy.stop()
+        client.containers.get(container_id).kill()  # the server died too
+        with pytest.raises(CarlaServerError, match="Docker daemon failed while") as info:
+            srv.restart()
+        assert "\n" not in str(info.value)
+        srv.close()  # must not raise although the daemon is unreachable for it
+    finally:
+        proxy.stop()
+        remove_labelled(client)

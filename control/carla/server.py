@@ -4,6 +4,12 @@ A launched container is labelled with the run name and its port slot, runs with 
 (CARLA's own recommendation), and is stopped by the manager that started it: on close, at
 interpreter exit, and, should a previous incarnation of the same runner have died without
 cleaning up, when the same run and slot launch again. Nothing is ever killed by name or image.
+
+Launch mode never drives a server it did not start: before a container is launched (or a dead
+one of ours restarted) the slot's derived ports must be free, else PortInUseError names the port;
+after launch, a port that answers while our container is not running is the same error. A Docker
+daemon that stops answering (DockerException, requests' ConnectionError, APIError) turns into
+CarlaServerError, which the backend handles like a dead server: bounded restarts, then one line.
 """
 from __future__ import annotations
 
@@ -34,6 +40,10 @@ class CarlaServerError(RuntimeError):
     """A CARLA server that cannot be started, reached or restarted."""
 
 
+class PortInUseError(ConfigError):
+    """Launch mode found a derived port taken by a server it did not start (a user error: not retried)."""
+
+
 def tcp_probe(host: str, port: int, timeout_s: float) -> bool:
     """True when something accepts TCP connections on host:port."""
     try:
@@ -41,6 +51,35 @@ def tcp_probe(host: str, port: int, timeout_s: float) -> bool:
             return True
     except OSError:
         return False
+
+
+# How long a connect to a derived port may take before the port counts as free, s (a local refusal is instant).
+PORT_CHECK_TIMEOUT_S = 0.5
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _docker_unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What the Docker SDK raises when the daemon is gone or failing: its own errors and requests' ones."""
+    import docker.errors
+    import requests.exceptions
+
+    return docker.errors.DockerException, requests.exceptions.RequestException
+
+
+def answering_ports(host: str, ports: dict[str, int]) -> list[tuple[str, int]]:
+    """The (name, port) pairs of `ports` on which something already accepts TCP connections."""
+    return [(name, port) for name, port in ports.items() if tcp_probe(host, port, PORT_CHECK_TIMEOUT_S)]
+
+
+def port_in_use_error(endpoint: ServerEndpoint, name: str, port: int, detail: str = "already answers") -> PortInUseError:
+    """The one-line error for a derived port held by a server this runner did not start."""
+    return PortInUseError(
+        f"env_config.carla: {name} port {port} of CARLA slot {endpoint.slot} on {endpoint.host} {detail}, and launch "
+        f"mode never drives a server it did not start; set avoid_server_init: true to attach to that server, "
+        f"or move this run's ports with port / port_stride")
 
 
 def carla_probe(carla_module: Any) -> Probe:
@@ -197,34 +236,65 @@ class DockerServer:
             _remove_quietly(stale)
 
     def _why_dead(self) -> str | None:
+        """None while our container runs, else why it does not (CarlaServerError when Docker cannot say)."""
         import docker
 
         try:
             self.container.reload()
+            if self.container.status not in ("exited", "dead"):
+                return None
+            tail = self.container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
         except docker.errors.NotFound:
             return "the container was removed"
-        if self.container.status in ("exited", "dead"):
-            tail = self.container.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
-            return f"container {self.container.name} is {self.container.status} (last log: {tail or 'empty'})"
-        return None
+        except _docker_unreachable_errors() as exc:
+            raise self._daemon_error("checking the container", exc) from None
+        return f"container {self.container.name} is {self.container.status} (last log: {tail or 'empty'})"
+
+    def _daemon_error(self, doing: str, exc: BaseException) -> CarlaServerError:
+        return CarlaServerError(f"Docker daemon failed while {doing} (CARLA slot {self.endpoint.slot}, port "
+                                f"{self.endpoint.rpc_port}): {_one_line(exc)}")
+
+    def _require_free_ports(self, ports: dict[str, int]) -> None:
+        """PortInUseError when something (not a container of ours) already answers on one of `ports`."""
+        busy = answering_ports(self.endpoint.host, ports)
+        if busy:
+            name, port = busy[0]
+            raise port_in_use_error(self.endpoint, name, port)
+
+    def _confirm_ours(self) -> None:
+        """After the RPC port answered: it must be our running container answering, not someone else."""
+        why_dead = self._why_dead()
+        if why_dead:
+            raise port_in_use_error(self.endpoint, "RPC", self.endpoint.rpc_port,
+                                    f"answers although the container we launched is not running ({why_dead})")
 
     def start(self) -> None:
         """Launch the container (removing this slot's leftovers first) and wait until it answers."""
         import docker
 
         if self.container is None:
-            self._remove_stale()
+            try:
+                self._remove_stale()
+            except _docker_unreachable_errors() as exc:
+                raise self._daemon_error("listing leftover containers", exc) from None
+            # Only after our own leftovers are gone: whatever still answers is not ours.
+            self._require_free_ports({"RPC": self.endpoint.rpc_port, "streaming": self.endpoint.streaming_port,
+                                      "Traffic Manager": self.endpoint.tm_port})
             try:
                 self.container = self._client().containers.run(**self.run_kwargs())
             except docker.errors.ImageNotFound:
                 raise CarlaServerError(f"Docker image {self.cfg['image']!r} is not on this machine; "
                                        f"run `docker pull {self.cfg['image']}`") from None
             except docker.errors.APIError as exc:
-                raise CarlaServerError(f"Docker could not start {self.cfg['image']}: {exc.explanation or exc}") from None
+                raise CarlaServerError(f"Docker could not start {self.cfg['image']}: "
+                                       f"{_one_line(exc.explanation or exc)}") from None
+            except _docker_unreachable_errors() as exc:
+                raise self._daemon_error("launching the container", exc) from None
             with _LIVE_LOCK:
                 _LIVE.add(self)
             log.info("launched CARLA container %s on port %d", self.container.name, self.endpoint.rpc_port)
         wait_until_ready(self.endpoint, self._probe, self.cfg["startup_timeout_s"], self._why_dead)
+        self._confirm_ours()
 
     def restart(self) -> None:
         """Restart the container this manager owns (a new one if it is gone) and wait until it answers."""
@@ -232,9 +302,16 @@ class DockerServer:
 
         if self.container is not None:
             try:
+                if self._why_dead():
+                    # Our server is down, so its ports must be free; the Traffic Manager port is left out because
+                    # the Traffic Manager runs in the client (this process) and may still hold it.
+                    self._require_free_ports({"RPC": self.endpoint.rpc_port,
+                                              "streaming": self.endpoint.streaming_port})
                 self.container.restart(timeout=5)
             except docker.errors.NotFound:
                 self.container = None
+            except _docker_unreachable_errors() as exc:
+                raise self._daemon_error("restarting the container", exc) from None
         self.start()
 
     def close(self) -> None:
@@ -258,8 +335,11 @@ def _remove_quietly(container: Any) -> None:
         container.remove(force=True)  # SIGKILL + remove: a CARLA server has no state worth a graceful stop
     except docker.errors.NotFound:
         pass
-    except docker.errors.APIError as exc:
-        log.warning("could not remove CARLA container %s: %s", getattr(container, "name", "?"), exc)
+    except _docker_unreachable_errors() as exc:  # close() must not fail because Docker went away
+        labels = getattr(container, "labels", None) or {}
+        log.warning("could not remove CARLA container %s (%s); once Docker answers, run "
+                    "`python -m control.carla.clean --run %s`", getattr(container, "name", "?"), _one_line(exc),
+                    labels.get(LABEL_RUN, "<run>"))
 
 
 def server_for_runner(cfg: dict, *, run_name: str, runner_index: int, is_evaluation: bool,
