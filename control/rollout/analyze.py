@@ -1,12 +1,14 @@
 """`make analyze NAME=...`: a run's state log → DeepRacer log-analysis staples (per-iteration curves, heatmap, actions).
 
-Reads results/<NAME>/state_log/*.csv (DeepRacer SIM_TRACE columns first) and writes under
+Reads results/<NAME>/state_log/*.csv (DeepRacer SIM_TRACE columns first; a last row torn by a
+killed run is skipped with a notice) and writes under
 results/<NAME>/analysis/: training_progress.png (reward, progress, lap time per iteration),
 reward_heatmap.png, action_distribution.png, episodes.csv and iterations.csv.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,26 @@ def read_state_log(log_dir: Path, evaluation: bool = False) -> Any:
         kind = "evaluation " if evaluation else ""
         raise UserError(f"no {kind}state log files in {log_dir}; train with --state_log "
                         "(make -C control train ARGS=--state_log) to write them")
-    frames = [pd.read_csv(f) for f in files if f.stat().st_size > 0]
+    frames = [read_state_log_file(f) for f in files if f.stat().st_size > 0]
     data = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
     if data.empty:
         raise UserError(f"the state log files in {log_dir} hold no rows yet; let the run sample a few episodes")
     return data
+
+
+def read_state_log_file(path: Path) -> Any:
+    """One state log file as a DataFrame; a torn last row (no final newline: the writer was killed) is skipped with a notice."""
+    import pandas as pd
+
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        whole = raw[: raw.rfind(b"\n") + 1]
+        print(f"notice: {path}: skipped a torn last row ({len(raw) - len(whole)} bytes; the run was killed while "
+              "writing it)", file=sys.stderr)
+        raw = whole
+    if not raw:
+        return pd.DataFrame()
+    return pd.read_csv(io.BytesIO(raw))
 
 
 def episode_table(data: Any) -> Any:

@@ -1,18 +1,19 @@
 """RLlib callback that writes every env step's reward inputs as CSV (DeepRacer SIM_TRACE columns first).
 
-One file per env runner per training iteration under <run>/state_log/, written row by row (bounded
-memory) and flushed at every episode end and at the end of every sample, so a killed run keeps every
-finished episode. Evaluation runners write eval_* files.
+One file per env runner per training iteration under <run>/state_log/ (evaluation runners write
+eval_* files), through StateLogWriter: each row is handed to the OS as it is written (a killed run
+keeps every complete row), files rotate by size and the folder stays under a size cap.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
+
+from control.integration.state_log_writer import DEFAULT_MAX_MB, StateLogWriter, cap_bytes
 
 # DeepRacer's SIM_TRACE columns, in order, so DeepRacer log-analysis notebooks read the file.
 SIM_TRACE_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward", "done",
@@ -48,14 +49,14 @@ def state_log_row(info: dict[str, Any], *, episode: int, reward: float, done: bo
 
 
 class StateLogCallback(RLlibCallback):
-    """Appends one CSV row per env step; `log_dir` is set by make_state_log_callback."""
+    """Appends one CSV row per env step; `log_dir` and `max_mb` are set by make_state_log_callback."""
 
     log_dir: str = ""
+    max_mb: float = DEFAULT_MAX_MB
 
     def __init__(self) -> None:
         super().__init__()
-        self._file: IO[str] | None = None
-        self._writer: Any = None
+        self._writer: StateLogWriter | None = None
         self._file_key: tuple[int, bool] | None = None
         self._episodes_started = 0
         self._episode_numbers: dict[str, int] = {}
@@ -81,41 +82,31 @@ class StateLogCallback(RLlibCallback):
         writer = self._writer_for(env_runner)
         info = episode.get_infos(-1)
         number = self._episode_numbers.setdefault(episode.id_, self._episodes_started)
-        writer.writerow(state_log_row(
+        writer.write_row(state_log_row(
             info, episode=number, reward=float(episode.get_rewards(-1)), done=bool(episode.is_done),
             iteration=self._file_key[0], worker_index=int(getattr(env_runner, "worker_index", 0)),
             env_index=int(env_index), episode_id=str(episode.id_)))
 
     def on_episode_end(self, *, episode: Any, **kwargs: Any) -> None:
-        """Flush so a killed run keeps every finished episode."""
+        """An episode boundary: the writer may rotate to its next part here."""
         self._episode_numbers.pop(episode.id_, None)
-        if self._file is not None:
-            self._file.flush()
-
-    def on_sample_end(self, **kwargs: Any) -> None:
-        """Flush the rows of episodes still running at the end of the sample."""
-        if self._file is not None:
-            self._file.flush()
+        if self._writer is not None:
+            self._writer.end_of_episode()
 
     def __del__(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._writer is not None:
+            self._writer.close()
 
-    def _writer_for(self, env_runner: Any) -> Any:
-        """The CSV writer of this env runner's current iteration, opening a new file when it changed."""
+    def _writer_for(self, env_runner: Any) -> StateLogWriter:
+        """The writer of this env runner, pointed at the file of its current iteration."""
         iteration = int(getattr(env_runner, _ITERATION_ATTR, 0))
         evaluation = bool(getattr(getattr(env_runner, "config", None), "in_evaluation", False))
         key = (iteration, evaluation)
+        if self._writer is None:
+            self._writer = StateLogWriter(self.log_dir, COLUMNS, cap_bytes(self.max_mb))
         if key != self._file_key:
-            if self._file is not None:
-                self._file.close()
             path = state_log_path(self.log_dir, iteration, int(getattr(env_runner, "worker_index", 0)), evaluation)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            is_new = not path.exists() or path.stat().st_size == 0
-            self._file = open(path, "a", newline="")  # noqa: SIM115 - kept open across steps
-            self._writer = csv.writer(self._file)
-            if is_new:
-                self._writer.writerow(COLUMNS)
+            self._writer.open(path.stem, iteration)
             self._file_key = key
         return self._writer
 
@@ -130,6 +121,11 @@ def _broadcast_iteration(algorithm: Any, iteration: int) -> None:
             group.foreach_env_runner(set_iteration, local_env_runner=True)
 
 
-def make_state_log_callback(log_dir: str | Path) -> type[StateLogCallback]:
-    """A StateLogCallback class bound to `log_dir` (RLlib instantiates callback classes without arguments)."""
-    return type("BoundStateLogCallback", (StateLogCallback,), {"log_dir": os.fspath(Path(log_dir).resolve())})
+def make_state_log_callback(log_dir: str | Path, max_mb: float = DEFAULT_MAX_MB) -> type[StateLogCallback]:
+    """A StateLogCallback class bound to `log_dir` and a folder cap of `max_mb` MB (0 = no cap).
+
+    RLlib instantiates callback classes without arguments, hence a class per run.
+    """
+    cap_bytes(max_mb)  # a bad cap fails here, on the driver, not in every env runner
+    return type("BoundStateLogCallback", (StateLogCallback,),
+                {"log_dir": os.fspath(Path(log_dir).resolve()), "max_mb": float(max_mb)})
