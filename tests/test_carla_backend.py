@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import math
 
+import docker.errors
 import numpy as np
 import pytest
+import requests.exceptions
 
+from control.carla import backend as backend_mod
+from control.carla import server as server_mod
 from control.carla.backend import CarlaSimulator, CarlaUnavailableError
 from control.carla.config import DEFAULT_CARLA_CONFIG, rllib_fault_tolerance_settings, validate_carla_config
 from control.carla.ports import endpoint_for_runner
-from control.errors import ConfigError
+from control.carla.server import LABEL_RUN
+from control.errors import ConfigError, UserError
 from control.sim.base import Pose, SimulatorError
 from tests import fake_carla as fc
+from tests.docker_standin.daemon import free_base_port, real_docker_or_skip, remove_labelled
 from tests.docker_standin.fake_docker import FakeDockerClient
 
 ACTORS_PER_EPISODE = 4  # ego vehicle, RGB camera, collision sensor, lane-invasion sensor
@@ -32,7 +38,7 @@ def make_sim(cfg: dict | None = None, **kwargs) -> CarlaSimulator:
 
 
 def start_pose(sim: CarlaSimulator, s_m: float = 0.0) -> Pose:
-    (pos,), (heading,) = sim.track.point_at(s_m)
+    (pos,), (heading,) = sim.load_track().point_at(s_m)
     return Pose(float(pos[0]), float(pos[1]), float(heading))
 
 
@@ -188,6 +194,34 @@ def test_retries_exhausted_is_a_clear_error():
         sim.reset(start_pose(sim))
 
 
+@pytest.mark.parametrize("error", [
+    docker.errors.DockerException("Error while fetching server API version"),
+    requests.exceptions.ConnectionError("('Connection aborted.', ConnectionRefusedError(111, 'Connection refused'))"),
+], ids=["DockerException", "ConnectionError"])
+def test_docker_daemon_gone_mid_run_is_bounded_restarts_with_backoff_then_one_line(error, monkeypatch):
+    docker = FakeDockerClient(fake_carla=fc)
+    sim = make_sim({"avoid_server_init": False, "gpu": None, "timeout_s": 0.2,
+                    "retries": {"max_restarts": 3, "backoff_s": 0.5}}, docker_client=docker)
+    sim.reset(start_pose(sim))
+    sim.step(0.0, 2.0)
+    container = docker.containers.list()[0]
+    container.kill()  # the server dies, and the daemon with it
+    docker.go_away(error)
+    with pytest.raises(SimulatorError):
+        sim.step(0.0, 2.0)  # the episode ends (truncated by the env)
+    waits_s: list[float] = []
+    monkeypatch.setattr(backend_mod.time, "sleep", waits_s.append)
+    with pytest.raises(CarlaUnavailableError) as info:
+        sim.reset(start_pose(sim))
+    message = str(info.value)
+    assert "\n" not in message and isinstance(info.value, UserError)  # the CLI prints it as one line
+    assert f"unreachable after 3 restart(s) of container {container.name}" in message
+    assert "last error: Docker daemon failed while" in message
+    assert waits_s == [0.5, 1.0]  # exponential backoff between the 3 tries
+    assert docker.refused_calls == 3  # one Docker call per try: bounded, no retry storm
+    sim.close()  # the daemon is gone: close logs what to clean up instead of raising
+
+
 def test_attach_mode_never_launches_a_container():
     docker = FakeDockerClient(fake_carla=fc)
     sim = make_sim({"avoid_server_init": True}, docker_client=docker)
@@ -200,7 +234,7 @@ def test_attach_mode_never_launches_a_container():
 def test_missing_map_names_the_closest_available_one():
     sim = make_sim({"map": "Town4"})
     with pytest.raises(ConfigError, match="did you mean 'Town04'"):
-        sim.track  # noqa: B018 - connecting loads the map
+        sim.ensure_started()  # connecting loads the map
 
 
 # ------------------------------------------------------------------ ports and config
@@ -277,3 +311,58 @@ def test_camera_observation_with_carla_camera_off_is_a_config_error():
         with pytest.raises(ConfigError, match="needs CARLA camera frames") as info:
             validate_env_config({"simulator": "carla", "observation": {"type": "camera"}, "carla": carla})
         assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ no server before the first reset
+def carla_env_config(**carla):
+    return {"simulator": "carla", "observation": {"type": "vlidar"},
+            "carla": {"_fake_module": "tests.fake_carla", "avoid_server_init": False, "gpu": None, "timeout_s": 1.0,
+                      "startup_timeout_s": 15.0, "port": free_base_port(), **carla}}
+
+
+def test_building_a_carla_env_launches_nothing_until_the_first_reset(monkeypatch):
+    from control.env.racing_env import RacingEnv
+
+    docker = FakeDockerClient(fake_carla=fc)
+    monkeypatch.setattr(server_mod, "docker_client_from_env", lambda: docker)
+    env = RacingEnv(carla_env_config())  # track_source: route, the default: the track comes from the map
+    try:
+        assert docker.containers.run_calls == [] and fc._SERVERS == {}  # no container, no client connection
+        env.reset(seed=0)
+        assert len(docker.containers.run_calls) == 1
+        assert env.track.name == "carla-Town04"  # the route built from the map on that first reset
+        assert env.track.on_track(np.array([[env.vehicle.x_m, env.vehicle.y_m]]))[0]
+        env.step(env.action_space.sample())
+        env.reset()
+        assert len(docker.containers.run_calls) == 1  # one server per env, launched once
+    finally:
+        env.close()
+    assert docker.containers.list(all=True) == []
+
+
+@pytest.fixture(scope="module")
+def real_docker():
+    client, image = real_docker_or_skip()
+    yield client, image
+    remove_labelled(client)
+    client.close()
+
+
+def test_real_daemon_building_a_carla_env_starts_no_container(real_docker):
+    from control.env.racing_env import RacingEnv
+
+    client, image = real_docker
+    run = "pytest-standin"
+
+    def containers() -> list:
+        return client.containers.list(all=True, filters={"label": [f"{LABEL_RUN}={run}"]})
+
+    env = RacingEnv(carla_env_config(image=image, run_name=run))
+    try:
+        assert containers() == []
+        env.reset(seed=0)
+        (container,) = containers()
+        assert container.status == "running"
+    finally:
+        env.close()
+    assert containers() == []

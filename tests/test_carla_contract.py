@@ -79,7 +79,7 @@ def test_everything_the_backend_touches_during_a_session_exists_in_real_carla():
                "retries": {"max_restarts": 2, "backoff_s": 0.0}}
         sim = CarlaSimulator(cfg, None, run_name="contract", runner_index=0, is_evaluation=False, control_hz=15.0,
                              carla_module=module)
-        (pos,), (heading,) = sim.track.point_at(0.0)
+        (pos,), (heading,) = sim.load_track().point_at(0.0)
         pose = Pose(float(pos[0]), float(pos[1]), float(heading))
         sim.reset(pose, speed_mps=1.0)
         for _ in range(40):

@@ -187,44 +187,18 @@ def test_a_port_answering_while_our_container_is_not_running_is_not_taken_for_ou
     srv.close()
 
 
-class VanishingDockerClient(FakeDockerClient):
-    """A fake daemon that stops answering when `gone` is set: every call raises what the SDK raises then."""
-
-    def __init__(self, error: Exception, **kwargs):
-        super().__init__(**kwargs)
-        self.error = error
-        self.gone = False
-        self.calls_after_gone = 0
-        for name in ("run", "list", "get"):
-            setattr(self.containers, name, self._guarded(getattr(self.containers, name)))
-
-    def _guarded(self, method):
-        def call(*args, **kwargs):
-            self.check()
-            return method(*args, **kwargs)
-
-        return call
-
-    def check(self) -> None:
-        if self.gone:
-            self.calls_after_gone += 1
-            raise self.error
-
-
 @pytest.mark.parametrize("error", [
     docker.errors.DockerException("Error while fetching server API version"),
     requests.exceptions.ConnectionError("('Connection aborted.', FileNotFoundError(2, 'No such file'))"),
     docker.errors.APIError("500 Server Error: Internal Server Error"),
 ], ids=["DockerException", "ConnectionError", "APIError"])
 def test_a_docker_daemon_that_goes_away_is_a_one_line_server_error(error):
-    docker = VanishingDockerClient(error)
+    docker = FakeDockerClient()
     srv = server_for_runner(launch_cfg(), run_name="r", runner_index=0, is_evaluation=False,
                             probe=lambda *a: True, docker_client=docker)
     srv.start()
     container = srv.container
-    for name in ("reload", "restart", "logs", "remove"):
-        setattr(container, name, docker._guarded(getattr(container, name)))
-    docker.gone = True
+    docker.go_away(error)
     with pytest.raises(CarlaServerError, match="Docker daemon failed while") as info:
         srv.restart()
     assert "\n" not in str(info.value) and f"port {srv.endpoint.rpc_port}" in str(info.value)

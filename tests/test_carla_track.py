@@ -51,7 +51,7 @@ def test_route_saved_as_deepracer_npy_loads_back_for_the_builtin_simulator(tmp_p
     path = tmp_path / "town.npy"
     sim = CarlaSimulator({"avoid_server_init": True, "save_track": str(path)}, None, run_name="t", runner_index=0,
                          is_evaluation=False, control_hz=15.0, carla_module=fc)
-    track = sim.track
+    track = sim.load_track()
     loaded = Track.from_npy(path)
     assert np.load(path).shape == (track.num_waypoints + 1, 6)
     assert np.allclose(loaded.center_m, track.center_m) and np.allclose(loaded.width_m, track.width_m)
@@ -87,7 +87,7 @@ def test_live_carla_server_route_reset_and_steps():
     sim = CarlaSimulator(cfg, None, run_name="live-test", runner_index=0, is_evaluation=False, control_hz=15.0,
                          carla_module=carla)
     try:
-        track = sim.track
+        track = sim.load_track()
         (pos,), (heading,) = track.point_at(0.0)
         state = sim.reset(Pose(float(pos[0]), float(pos[1]), float(heading)))
         assert track.on_track(np.array([[state.x_m, state.y_m]]))[0]

@@ -8,7 +8,19 @@ mirrored: x_rh = x, y_rh = -y, yaw_rh = -yaw. A track file placed on a map is sh
 Fault handling: a client timeout or a dead server during reset/step raises SimulatorError (the
 env ends the episode as truncated); the next reset restarts the container this backend owns
 (or waits for an attached server) with bounded retries and exponential backoff, reconnects,
-and carries on. Only the actors this backend spawned are ever destroyed.
+and carries on. Only the actors this backend spawned are ever destroyed. A Docker daemon that
+goes away is the same fault: bounded restarts, then CarlaUnavailableError (one line, naming the
+server and the last failure). A derived port held by a server we did not start is PortInUseError
+(a ConfigError, never retried).
+
+Lazy start (what the env relies on): constructing a CarlaSimulator contacts nothing: no Docker
+call, no container, no client connection. The server is launched or attached, the map loaded and
+the route track built on the first `reset()`, or earlier by an explicit `ensure_started()`.
+The env asks for its track with `load_track(env_track)` at reset, before it picks the start
+pose, never in its `__init__`: for `track_source: route` that call starts the server (the
+route comes from the map); for `file` it reads the file and for `env` it returns `env_track`,
+both without a server. `track` answers without starting anything: the track when it is known,
+None for a route that has not been built yet.
 """
 from __future__ import annotations
 
@@ -27,7 +39,7 @@ import numpy as np
 
 from control.carla.config import validate_carla_config
 from control.carla.server import CarlaServerError, carla_probe, server_for_runner
-from control.errors import ConfigError, did_you_mean
+from control.errors import ConfigError, UserError, did_you_mean
 from control.sim.base import Pose, SimulatorBackend, SimulatorError, VehicleState
 from control.track.track import Track
 
@@ -35,6 +47,10 @@ log = logging.getLogger(__name__)
 
 # Wheel contact points as fractions of the bounding-box half length (CARLA cars: wheelbase ≈ 0.6 × length).
 _WHEEL_X_FRACTION = 0.62
+
+# The car's limits as this backend declares them (read by the env, never repeated as literals elsewhere).
+CONTROL_RATE_HZ = 15.0  # control steps per simulated second (DeepRacer's rate)
+DEFAULT_MAX_STEER_DEG = 70.0  # front-wheel angle at steer = 1 when the vehicle physics do not say (CARLA's default)
 
 _LIVE_SIMULATORS: "weakref.WeakSet[CarlaSimulator]" = weakref.WeakSet()
 
@@ -49,8 +65,8 @@ def _close_all_at_exit() -> None:
 atexit.register(_close_all_at_exit)
 
 
-class CarlaUnavailableError(SimulatorError):
-    """The CARLA server stayed unreachable after every restart/reconnect try."""
+class CarlaUnavailableError(SimulatorError, UserError):
+    """The CARLA server stayed unreachable after every restart/reconnect try (one line for the CLI)."""
 
 
 def import_carla(cfg: dict) -> Any:
@@ -135,7 +151,8 @@ class CarlaSimulator(SimulatorBackend):
     """SimulatorBackend on a CARLA server (launched in Docker or attached), synchronous mode."""
 
     def __init__(self, carla_config: dict, track: Track | None, *, run_name: str, runner_index: int,
-                 is_evaluation: bool, control_hz: float, carla_module: Any = None, docker_client: Any = None,
+                 is_evaluation: bool, control_hz: float = CONTROL_RATE_HZ, carla_module: Any = None,
+                 docker_client: Any = None,
                  vector_index: int = 0, probe: Any = None) -> None:
         self.cfg = validate_carla_config(carla_config)
         self.control_hz = float(control_hz)
@@ -172,22 +189,48 @@ class CarlaSimulator(SimulatorBackend):
         self._episode_start_frame = 0
         self._time_s = 0.0
         self._speed_error_integral = 0.0
-        self._max_steer_rad = math.radians(self.cfg["max_steer_deg"] or 70.0)
+        self._max_steer_rad = math.radians(self.cfg["max_steer_deg"] or DEFAULT_MAX_STEER_DEG)
         self.restarts = 0  # server restarts/reconnects done (diagnostics)
         _LIVE_SIMULATORS.add(self)
 
     # ------------------------------------------------------------------ connection
     @property
-    def track(self) -> Track:
-        """The track the car drives: from the CARLA map route, a track file, or the one given."""
-        if self._track is None and self._given_track is not None and not self._track_from_server():
-            self._track = self._given_track  # no need to start a server just to answer this
-        if self._track is None:
-            self._guard(self._ensure_connected, "connect")
+    def track(self) -> Track | None:
+        """The track the car drives when it is known without a server; None for a route not built yet."""
+        if self._track is None and not self._track_from_map():
+            self._track = self._track_without_server(self._given_track)
         return self._track
 
-    def _track_from_server(self) -> bool:
-        return self.cfg["track_source"] != "env"
+    def load_track(self, env_track: Track | None = None) -> Track:
+        """The track the car drives; call at reset: a map route starts the server (file/env never do)."""
+        if not self._track_from_map():
+            if self.cfg["track_source"] == "env" and env_track is not None:
+                return env_track  # the env picks which of its tracks to place on the map
+            return self.track
+        if self._track is None:
+            self.ensure_started()
+        return self._track
+
+    def ensure_started(self) -> None:
+        """Launch or attach, connect, load the map and build the route track; idempotent, bounded restarts."""
+        if self._world is not None:
+            return
+        if self._broken_reason is None:
+            try:
+                self._guard(self._ensure_connected, "start")
+                return
+            except SimulatorError:
+                pass  # marked broken: restart with the configured retries and backoff
+        self._recover()
+
+    def _track_from_map(self) -> bool:
+        """True when the track is a route built from the CARLA map (needs a running server)."""
+        return self.cfg["track_source"] == "route" or (self.cfg["track_source"] == "env" and self._given_track is None)
+
+    def _track_without_server(self, given: Track | None) -> Track:
+        if self.cfg["track_source"] == "file":
+            return Track.from_npy(self.cfg["track_file"])
+        return given
 
     def _ensure_connected(self) -> None:
         if self._world is not None:
@@ -238,15 +281,13 @@ class CarlaSimulator(SimulatorBackend):
     def _build_track(self, world: Any) -> Track:
         from control.carla.track_from_map import track_from_route
 
-        if self.cfg["track_source"] == "file":
-            return Track.from_npy(self.cfg["track_file"])
-        if self.cfg["track_source"] == "route" or self._given_track is None:
-            self._offset = np.zeros(2)  # a map route is already in world coordinates
-            track = track_from_route(world.get_map(), self.cfg["route"], self.carla, name=f"carla-{self.cfg['map']}")
-            if self.cfg["save_track"]:
-                track.to_npy(self.cfg["save_track"])
-            return track
-        return self._given_track
+        if not self._track_from_map():
+            return self._track_without_server(self._given_track)
+        self._offset = np.zeros(2)  # a map route is already in world coordinates
+        track = track_from_route(world.get_map(), self.cfg["route"], self.carla, name=f"carla-{self.cfg['map']}")
+        if self.cfg["save_track"]:
+            track.to_npy(self.cfg["save_track"])
+        return track
 
     def _guard(self, action: Any, what: str) -> Any:
         """Run a client call; a timeout or server fault marks the connection broken -> SimulatorError."""
@@ -276,7 +317,7 @@ class CarlaSimulator(SimulatorBackend):
                 self.server.restart()
                 self._connect()
             except (RuntimeError, CarlaServerError) as exc:
-                last = str(exc)
+                last = " ".join(str(exc).split())  # the final error stays one line
                 self._client = self._world = None
                 log.warning("CARLA restart %d/%d failed: %s", attempt + 1, retries["max_restarts"], exc)
                 continue
@@ -327,7 +368,7 @@ class CarlaSimulator(SimulatorBackend):
         self._vehicle = vehicle
         if self.cfg["max_steer_deg"] is None:
             wheels = vehicle.get_physics_control().wheels
-            self._max_steer_rad = math.radians(max(w.max_steer_angle for w in wheels[:2]) or 70.0)
+            self._max_steer_rad = math.radians(max(w.max_steer_angle for w in wheels[:2]) or DEFAULT_MAX_STEER_DEG)
         self._attach_sensors(library, vehicle)
         if speed_mps > 0:
             forward = transform.get_forward_vector()

@@ -161,6 +161,8 @@ class RacingEnv(gym.Env):
         self._episode += 1
         self.track = self._pick_track()
         self.sim = self._simulator_for(self.track)
+        if hasattr(self.sim, "load_track"):  # CARLA: a map route is built, and its server started, on first reset
+            self.track = self.sim.load_track(self.track)
         options = options or {}
         start = self.config["start"]
         direction = options.get("direction", start["direction"])

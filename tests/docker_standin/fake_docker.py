@@ -3,6 +3,8 @@
 Covers the same logic as the real-daemon tests where no daemon can be had. A container's
 `-carla-rpc-port=N` argument starts a fake CARLA server (tests/fake_carla.py) on port N when a
 fake carla module is given, so the backend's restart path can be exercised end to end.
+`go_away(error)` makes the daemon stop answering: every later call raises `error`, as the SDK
+raises DockerException / requests' ConnectionError / APIError when the real daemon is gone.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class FakeContainer:
             self.client.fake_carla._start_server("127.0.0.1", self.port)
 
     def _check(self) -> None:
+        self.client._answer()
         if self.id not in self.client.containers._by_id:
             raise docker.errors.NotFound(f"No such container: {self.id}")
 
@@ -85,6 +88,7 @@ class FakeContainers:
         self.run_calls: list[dict[str, Any]] = []
 
     def run(self, **kwargs: Any) -> FakeContainer:
+        self._client._answer()
         if kwargs.get("image") not in self._client.images:
             raise docker.errors.ImageNotFound(f"No such image: {kwargs.get('image')}")
         self.run_calls.append(kwargs)
@@ -93,6 +97,7 @@ class FakeContainers:
         return container
 
     def list(self, all: bool = False, filters: dict | None = None) -> list[FakeContainer]:  # noqa: A002
+        self._client._answer()
         wanted = [tuple(f.split("=", 1)) for f in (filters or {}).get("label", [])]
         found = []
         for container in self._by_id.values():
@@ -103,6 +108,7 @@ class FakeContainers:
         return found
 
     def get(self, container_id: str) -> FakeContainer:
+        self._client._answer()
         for container in self._by_id.values():
             if container_id in (container.id, container.name):
                 return container
@@ -116,3 +122,14 @@ class FakeDockerClient:
         self.fake_carla = fake_carla
         self.images = set(images)
         self.containers = FakeContainers(self)
+        self.gone_error: Exception | None = None
+        self.refused_calls = 0  # calls made after the daemon went away
+
+    def go_away(self, error: Exception) -> None:
+        """The daemon stops answering: every later call raises `error`."""
+        self.gone_error = error
+
+    def _answer(self) -> None:
+        if self.gone_error is not None:
+            self.refused_calls += 1
+            raise self.gone_error
