@@ -17,7 +17,13 @@ from control.carla.server import LABEL_RUN
 from control.errors import ConfigError, UserError
 from control.sim.base import Pose, SimulatorError
 from tests import fake_carla as fc
-from tests.docker_standin.daemon import free_base_port, real_docker_or_skip, remove_labelled
+from tests.docker_standin.daemon import (
+    DockerSocketProxy,
+    daemon_socket_path,
+    free_base_port,
+    real_docker_or_skip,
+    remove_labelled,
+)
 from tests.docker_standin.fake_docker import FakeDockerClient
 
 ACTORS_PER_EPISODE = 4  # ego vehicle, RGB camera, collision sensor, lane-invasion sensor
@@ -366,3 +372,37 @@ def test_real_daemon_building_a_carla_env_starts_no_container(real_docker):
     finally:
         env.close()
     assert containers() == []
+
+
+def test_real_daemon_going_away_mid_run_is_bounded_restarts_then_one_line(real_docker):
+    # The backend's Docker client reaches the real daemon through a socket proxy; stopping the proxy takes
+    # the daemon away from this client only. The stand-in container answers TCP, the fake carla the RPC.
+    from control.carla.server import tcp_probe
+
+    client, image = real_docker
+    target = daemon_socket_path()
+    if target is None:
+        pytest.skip("DOCKER_HOST is not a unix socket: cannot put a proxy in front of it")
+    proxy = DockerSocketProxy(target)
+    sim = make_sim({"avoid_server_init": False, "image": image, "gpu": None, "port": free_base_port(),
+                    "run_name": "pytest-standin", "timeout_s": 0.5, "startup_timeout_s": 15.0,
+                    "retries": {"max_restarts": 2, "backoff_s": 0.05}},
+                   docker_client=proxy.client(), probe=tcp_probe)
+    try:
+        sim.reset(start_pose(sim))
+        sim.step(0.0, 2.0)
+        name = sim.server.container.name
+        proxy.stop()
+        client.containers.get(sim.server.container.id).kill()  # the server goes down with the daemon
+        fc._kill_server(port=sim.endpoint.rpc_port)
+        with pytest.raises(SimulatorError):
+            sim.step(0.0, 2.0)
+        with pytest.raises(CarlaUnavailableError) as info:
+            sim.reset(start_pose(sim))
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"unreachable after 2 restart(s) of container {name}" in message and "Docker daemon failed" in message
+        sim.close()  # logs the leftover instead of raising
+    finally:
+        proxy.stop()
+        remove_labelled(client)
