@@ -369,3 +369,22 @@ def test_real_daemon_going_away_mid_run_is_a_one_line_server_error(real_docker):
     finally:
         proxy.stop()
         remove_labelled(client)
+
+
+def test_real_daemon_a_restarted_runner_replaces_its_predecessors_container_without_a_port_error(real_docker):
+    # A runner that died left its container holding the slot's ports: that container is ours (same run, slot
+    # and node), so the new runner removes it and launches, rather than refusing the port.
+    client, image = real_docker
+    cfg = launch_cfg(image=image, gpu=None, port=free_base_port())
+    dead_runner = server_for_runner(cfg, run_name="pytest-standin", runner_index=1, is_evaluation=False,
+                                    probe=tcp_probe, docker_client=client)
+    dead_runner.start()
+    server_mod._LIVE.discard(dead_runner)  # its process is gone: nobody will close it
+    successor = server_for_runner(cfg, run_name="pytest-standin", runner_index=1, is_evaluation=False,
+                                  probe=tcp_probe, docker_client=client)
+    try:
+        successor.start()
+        assert successor.container.id != dead_runner.container.id
+        assert client.containers.list(all=True, filters={"id": dead_runner.container.id}) == []
+    finally:
+        successor.close()
