@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from control.errors import CheckpointError, ConfigError
+from control.training.run_folder import CONFIG_FILENAME as RUN_CONFIG_FILE
 
 MODULE_SUBDIR = Path("learner_group/learner/rl_module/default_policy")
 # Where RLlib's checkpoint keeps the env-to-module connector pipeline: under the local env runner (RLlib's
@@ -20,7 +21,6 @@ MODULE_SUBDIR = Path("learner_group/learner/rl_module/default_policy")
 # The pipeline's own state.pkl is empty: Checkpointable saves each connector in a folder of its own.
 FILTER_PIPELINE_DIRS = (Path("env_runner/env_to_module_connector"), Path("env_to_module_connector"))
 FILTER_STATE_FILE = FILTER_PIPELINE_DIRS[0] / "MeanStdFilter" / "state.pkl"
-RUN_CONFIG_FILE = "config.yaml"
 TRIAL_PARAMS_FILE = "params.json"
 
 
