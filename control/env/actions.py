@@ -31,8 +31,13 @@ class ActionType(abc.ABC):
         """The gymnasium action space."""
 
     @abc.abstractmethod
+    def to_commands(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steering_deg, speed_mps, action_index or -1), each (N,), for N actions stacked on the first axis."""
+
     def to_command(self, action: Any) -> tuple[float, float, int]:
         """(steering_deg, speed_mps, action_index or -1) for one action."""
+        steering, speed, index = self.to_commands(np.asarray(action)[None])
+        return float(steering[0]), float(speed[0]), int(index[0])
 
 
 class ContinuousAction(ActionType):
@@ -56,14 +61,12 @@ class ContinuousAction(ActionType):
     def space(self) -> gym.Space:
         return gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
-    def to_command(self, action: Any) -> tuple[float, float, int]:
-        # Python floats: numpy's per-call cost dominates for two numbers on the hot path.
-        steer, speed = np.asarray(action, dtype=np.float64).reshape(2).tolist()
+    def to_commands(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = np.clip(np.asarray(actions, dtype=np.float64).reshape(-1, 2), -1.0, 1.0)
         steer_lo, speed_lo, steer_hi, speed_hi = self._ranges
-        steer, speed = min(max(steer, -1.0), 1.0), min(max(speed, -1.0), 1.0)
-        steering_deg = steer_lo + (steer + 1.0) * 0.5 * (steer_hi - steer_lo)
-        speed_mps = speed_lo + (speed + 1.0) * 0.5 * (speed_hi - speed_lo)
-        return steering_deg, speed_mps, -1
+        steering_deg = steer_lo + (a[:, 0] + 1.0) * 0.5 * (steer_hi - steer_lo)
+        speed_mps = speed_lo + (a[:, 1] + 1.0) * 0.5 * (speed_hi - speed_lo)
+        return steering_deg, speed_mps, np.full(len(a), -1)
 
 
 class DiscreteAction(ActionType):
@@ -87,15 +90,15 @@ class DiscreteAction(ActionType):
                     f"env_config.action.actions[{i}] {dict(entry)} is out of range; steering_angle must be in [-30, 30] degrees and speed in [0, 4] m/s"
                 )
             table.append((float(entry["steering_angle"]), float(entry["speed"])))
-        self._table = table
+        self._table = np.array(table, dtype=np.float64)
 
     def space(self) -> gym.Space:
         return gym.spaces.Discrete(len(self._table))
 
-    def to_command(self, action: Any) -> tuple[float, float, int]:
-        index = int(np.asarray(action).reshape(()))
-        steering_deg, speed_mps = self._table[index]
-        return steering_deg, speed_mps, index
+    def to_commands(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = np.asarray(actions).reshape(-1).astype(np.int64)
+        rows = self._table[index]
+        return rows[:, 0], rows[:, 1], index
 
 
 ACTION_TYPES: dict[str, type[ActionType]] = {"continuous": ContinuousAction, "discrete": DiscreteAction}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from control.errors import ConfigError, unknown_key_error
+from control.sim.registry import SIMULATORS
 
 DEFAULT_ENV_CONFIG: dict[str, Any] = {
     "simulator": "builtin",  # builtin (numpy, no server) | carla (a CARLA server)
@@ -46,7 +47,6 @@ DEFAULT_ENV_CONFIG: dict[str, Any] = {
 }
 
 _SECTIONS_WITH_FIXED_KEYS = ("procedural", "start", "termination")
-SIMULATORS = ("builtin", "carla")
 START_MODES = ("fixed", "random", "round_robin")
 DIRECTIONS = ("counter_clockwise", "clockwise", "random")
 
@@ -119,7 +119,7 @@ def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     for section in ("observation", "action"):
         if section in config:
             cfg[section] = copy.deepcopy(dict(config[section]))
-    _choice(cfg["simulator"], SIMULATORS, "env_config.simulator")
+    _choice(cfg["simulator"], tuple(SIMULATORS), "env_config.simulator")
     _choice(cfg["start"]["mode"], START_MODES, "env_config.start.mode")
     _choice(cfg["start"]["direction"], DIRECTIONS, "env_config.start.direction")
     steps = cfg["max_episode_steps"]

@@ -1,8 +1,11 @@
-"""Observation types: virtual lidar (rays to the track borders), front camera, or both."""
+"""Observation types: virtual lidar (rays to the track borders), front camera, or both.
+
+Each type observes N cars at once from the race core's public state (`control/env/race.py`):
+`observe(race, idx, reset)` returns the observations of cars `idx` stacked on a first axis.
+"""
 from __future__ import annotations
 
 import abc
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,11 +16,11 @@ from control.env.typed_section import merge_section, pick_type
 from control.errors import ConfigError
 
 if TYPE_CHECKING:
-    from control.env.racing_env import RacingEnv
+    from control.env.race import RaceBatch
 
 
 class ObservationType(abc.ABC):
-    """Builds one observation from the env's current state."""
+    """Builds the observations of N cars from the race's current state."""
 
     defaults: dict[str, Any] = {}
 
@@ -26,14 +29,11 @@ class ObservationType(abc.ABC):
 
     @abc.abstractmethod
     def space(self) -> gym.Space:
-        """The gymnasium observation space."""
+        """The gymnasium observation space of one car."""
 
     @abc.abstractmethod
-    def observe(self, env: "RacingEnv") -> Any:
-        """The observation for the env's current state."""
-
-    def reset(self, env: "RacingEnv") -> None:
-        """Clear per-episode state (frame stacks)."""
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> Any:
+        """Observations of cars `idx` (first axis: the cars); reset=True starts their episodes (frame stacks)."""
 
 
 class VirtualLidarObservation(ObservationType):
@@ -63,7 +63,7 @@ class VirtualLidarObservation(ObservationType):
             raise ConfigError(f"env_config.observation.max_range_m must be > 0, got {cfg['max_range_m']!r}")
         self.angles_rad = np.radians(angles)
         self.max_range_m = float(cfg["max_range_m"])
-        self.last_distances_m = np.full(len(angles), self.max_range_m)
+        self.last_distances_m = np.full((1, len(angles)), self.max_range_m)  # (N, R) of the latest observe, for render
 
     def space(self) -> gym.Space:
         n = len(self.angles_rad)
@@ -73,16 +73,23 @@ class VirtualLidarObservation(ObservationType):
             low[-1] = -1.0  # steering is signed
         return gym.spaces.Box(low, high, dtype=np.float32)
 
-    def observe(self, env: "RacingEnv") -> np.ndarray:
-        v = env.vehicle
-        distances = env.driving_track.ray_distances((v.x_m, v.y_m), v.yaw_rad + self.angles_rad, self.max_range_m)
-        self.last_distances_m = distances
-        n = len(distances)
-        obs = np.empty(n + 2 if self.config["ego_features"] else n, dtype=np.float32)
-        np.divide(distances, self.max_range_m, out=obs[:n])  # computed in float64, stored as float32
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> np.ndarray:
+        st = race.states
+        origins = np.c_[st.x_m[idx], st.y_m[idx]]
+        angles = st.yaw_rad[idx, None] + self.angles_rad[None, :]
+        distances = np.empty(angles.shape)
+        for track, rows in race.groups_by_track(idx):
+            distances[rows] = track.ray_distances_cars(origins[rows], angles[rows], self.max_range_m)
+        if self.last_distances_m.shape[0] != race.num_cars:
+            self.last_distances_m = np.full((race.num_cars, len(self.angles_rad)), self.max_range_m)
+        self.last_distances_m[idx] = distances
+        n = distances.shape[1]
+        obs = np.empty((len(idx), n + 2 if self.config["ego_features"] else n), dtype=np.float32)
+        np.divide(distances, self.max_range_m, out=obs[:, :n])  # computed in float64, stored as float32
         if self.config["ego_features"]:
-            obs[n] = min(v.speed_mps / env.max_speed_mps, 1.0)
-            obs[n + 1] = min(max(v.steering_rad / env.max_steering_rad, -1.0), 1.0)
+            limits = race.limits
+            obs[:, n] = np.minimum(st.speed_mps[idx] / limits.max_speed_mps, 1.0)
+            obs[:, n + 1] = np.clip(st.steering_rad[idx] / limits.max_steering_rad, -1.0, 1.0)
         return obs
 
 
@@ -104,7 +111,7 @@ class CameraObservation(ObservationType):
             if not isinstance(cfg[key], int) or cfg[key] < 1:
                 raise ConfigError(f"env_config.observation.{key} must be a positive integer, got {cfg[key]!r}")
         self.channels = 3 if cfg["rgb"] else 1
-        self._frames: deque[np.ndarray] = deque(maxlen=cfg["frame_stack"])
+        self._stack: np.ndarray | None = None  # (N, H, W, C * frame_stack), oldest frame first
 
     def space(self) -> gym.Space:
         shape = (self.config["height_px"], self.config["width_px"], self.channels * self.config["frame_stack"])
@@ -112,26 +119,33 @@ class CameraObservation(ObservationType):
             return gym.spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
         return gym.spaces.Box(0, 255, shape=shape, dtype=np.uint8)
 
-    def _frame(self, env: "RacingEnv") -> np.ndarray:
-        image = env.sim.camera_image()
-        if image is None:
-            raise ConfigError(f"the {env.config['simulator']} simulator has no camera; use observation type vlidar")
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.shape[-1] == 3 and self.channels == 1:  # backend gave RGB: convert (ITU-R 601 luma)
-            image = (image @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
-        return image
+    def _frames(self, race: "RaceBatch", idx: np.ndarray) -> np.ndarray:
+        """(k, H, W, C) frames of cars idx."""
+        from control.sim.camera import GRAY_WEIGHTS
 
-    def reset(self, env: "RacingEnv") -> None:
-        self._frames.clear()
+        images = race.sim.camera_images(idx)
+        if images is None:
+            raise ConfigError(f"the {race.config['simulator']} simulator has no camera; use observation type vlidar")
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.shape[-1] == 3 and self.channels == 1:  # backend gave RGB: convert (ITU-R 601 luma)
+            images = (images @ GRAY_WEIGHTS).astype(np.uint8)[..., None]
+        return images
 
-    def observe(self, env: "RacingEnv") -> np.ndarray:
-        frame = self._frame(env)
-        if not self._frames:
-            self._frames.extend([frame] * self._frames.maxlen)
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> np.ndarray:
+        frames = self._frames(race, idx)
+        stack, c = int(self.config["frame_stack"]), frames.shape[-1]
+        if stack == 1:
+            obs = frames
         else:
-            self._frames.append(frame)
-        obs = self._frames[0] if len(self._frames) == 1 else np.concatenate(self._frames, axis=-1)
+            if self._stack is None or self._stack.shape[0] != race.num_cars:
+                self._stack = np.zeros((race.num_cars, *frames.shape[1:3], c * stack), dtype=np.uint8)
+            if reset:  # a new episode starts with its first frame repeated
+                self._stack[idx] = np.concatenate([frames] * stack, axis=-1)
+            else:
+                self._stack[idx, ..., :-c] = self._stack[idx, ..., c:]
+                self._stack[idx, ..., -c:] = frames
+            obs = self._stack[idx]
         if self.config["normalize"]:
             return obs.astype(np.float32) * np.float32(1 / 255)
         return obs
@@ -150,11 +164,8 @@ class CombinedObservation(ObservationType):
     def space(self) -> gym.Space:
         return gym.spaces.Dict({"camera": self.camera.space(), "vlidar": self.vlidar.space()})
 
-    def reset(self, env: "RacingEnv") -> None:
-        self.camera.reset(env)
-
-    def observe(self, env: "RacingEnv") -> dict[str, np.ndarray]:
-        return {"camera": self.camera.observe(env), "vlidar": self.vlidar.observe(env)}
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> dict[str, np.ndarray]:
+        return {"camera": self.camera.observe(race, idx, reset), "vlidar": self.vlidar.observe(race, idx, reset)}
 
 
 OBSERVATION_TYPES: dict[str, type[ObservationType]] = {

@@ -8,14 +8,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
-    from control.env.racing_env import RacingEnv
+    from control.env.racing_env import RaceState
 
 FRAME_W, FRAME_H = 800, 480
 MAP_SIZE = 480  # the top-down view is MAP_SIZE × MAP_SIZE on the left
 COLOURS = {"ground": (34, 110, 50), "road": (70, 70, 74), "line": (235, 235, 235), "bg": (20, 20, 24)}
 
 
-def speed_colour(speed_mps: float, max_speed_mps: float = 4.0) -> tuple[int, int, int]:
+def speed_colour(speed_mps: float, max_speed_mps: float) -> tuple[int, int, int]:
     """Blue (slow) → green → red (fast)."""
     t = float(np.clip(speed_mps / max_speed_mps, 0.0, 1.0))
     return (int(255 * t), int(255 * (1 - abs(2 * t - 1))), int(255 * (1 - t)))
@@ -61,7 +61,7 @@ def _dot(xy: tuple[float, float], r: float) -> list[float]:
     return [xy[0] - r, xy[1] - r, xy[0] + r, xy[1] + r]
 
 
-def _canvas(env: "RacingEnv") -> TrackCanvas:
+def _canvas(env: "RaceState") -> TrackCanvas:
     # Kept on the track itself: it lives and dies with it (procedural tracks come and go every
     # episode, and a dead track's id() can be reused by the next one).
     track = env.track
@@ -71,8 +71,8 @@ def _canvas(env: "RacingEnv") -> TrackCanvas:
     return canvas
 
 
-def render_frame(env: "RacingEnv") -> np.ndarray:
-    """One FRAME_H × FRAME_W × 3 uint8 frame of the env's current state."""
+def render_frame(env: "RaceState") -> np.ndarray:
+    """One FRAME_H × FRAME_W × 3 uint8 frame of a car's public race state."""
     canvas = _canvas(env)
     top = canvas.image.copy()
     draw = ImageDraw.Draw(top)
@@ -82,55 +82,54 @@ def render_frame(env: "RacingEnv") -> np.ndarray:
         for i in range(1, len(pts)):
             draw.line([pts[i - 1], pts[i]], fill=speed_colour(trail[i][2], env.max_speed_mps), width=3)
     v = env.vehicle
-    lidar = getattr(env.observation_type, "vlidar", env.observation_type)
-    if hasattr(lidar, "angles_rad"):
+    has_lidar = env.lidar_angles_rad is not None
+    if has_lidar:
         origin = canvas.px(np.array([[v.x_m, v.y_m]]))[0]
-        ends = np.c_[np.cos(v.yaw_rad + lidar.angles_rad), np.sin(v.yaw_rad + lidar.angles_rad)] * lidar.last_distances_m[:, None]
+        angles = v.yaw_rad + env.lidar_angles_rad
+        ends = np.c_[np.cos(angles), np.sin(angles)] * env.lidar_distances_m[:, None]
         for end in canvas.px(ends + [v.x_m, v.y_m]):
             draw.line([origin, end], fill=(255, 220, 80), width=1)
     draw.polygon(canvas.px(v.wheel_positions_m[[0, 1, 3, 2]]), fill=(230, 30, 30), outline=(255, 255, 255))
 
     frame = Image.new("RGB", (FRAME_W, FRAME_H), COLOURS["bg"])
     frame.paste(top, (0, 0))
-    cam = env.sim.camera_image() if hasattr(env.observation_type, "channels") or hasattr(env.observation_type, "camera") else None
+    cam = env.camera_image
     if cam is not None:
         cam_img = Image.fromarray(cam if cam.ndim == 3 else cam.squeeze()).convert("RGB").resize((320, 240), Image.NEAREST)
         frame.paste(cam_img, (MAP_SIZE, 0))
-    elif hasattr(lidar, "angles_rad"):
-        frame.paste(_lidar_panel(lidar), (MAP_SIZE, 0))
+    elif has_lidar:
+        frame.paste(_lidar_panel(env.lidar_angles_rad, env.lidar_distances_m, env.lidar_max_range_m), (MAP_SIZE, 0))
     _speed_strip(ImageDraw.Draw(frame), trail, env.max_speed_mps, (MAP_SIZE + 12, FRAME_H - 70, FRAME_W - 12, FRAME_H - 10))
     p = env.params
-    steering_deg, speed_cmd, action_index = env.last_command
+    steering_deg, speed_cmd, action_index = env.steering_cmd_deg, env.speed_cmd_mps, env.action_index
     lines = [
         f"track {env.track.name}  {env.direction.replace('_', ' ')}",
-        f"lap time {v.time_s - getattr(env, '_lap_start_time_s', 0.0):6.2f} s   laps {getattr(env, '_laps_completed', 0)}",
+        f"lap time {env.lap_elapsed_s:6.2f} s   laps {env.laps_completed}",
         f"progress {p['progress']:6.1f} %",
         f"speed {v.speed_mps:5.2f} m/s (cmd {speed_cmd:4.2f})",
         f"steering {math.degrees(v.steering_rad):6.1f} deg (cmd {steering_deg:5.1f})",
-        f"reward {env.last_reward:8.3f}",
+        f"reward {env.reward:8.3f}",
         f"action {action_index if action_index >= 0 else 'continuous'}",
         f"center offset {p['distance_from_center']:5.2f} m  all wheels on: {p['all_wheels_on_track']}",
     ]
     text = ImageDraw.Draw(frame)
-    y0 = 250 if cam is not None or hasattr(lidar, "angles_rad") else 16
+    y0 = 250 if cam is not None or has_lidar else 16
     for i, line in enumerate(lines):
         text.text((MAP_SIZE + 12, y0 + 18 * i), line, fill=(235, 235, 235))
     return np.asarray(frame)
 
 
-def _lidar_panel(lidar, size: tuple[int, int] = (320, 240)) -> Image.Image:
+def _lidar_panel(angles: np.ndarray, dist: np.ndarray, max_range_m: float, size: tuple[int, int] = (320, 240)) -> Image.Image:
     """The rays in the car's frame (car at the bottom centre, forward up), coloured near red → far green."""
     w, h = size
     panel = Image.new("RGB", size, (12, 12, 16))
     draw = ImageDraw.Draw(panel)
-    max_range_m = float(lidar.max_range_m)
     scale = (h - 30) / max_range_m
     origin = (w / 2, h - 12)
     for r_m in (0.25, 0.5, 0.75, 1.0):  # range rings at quarters of the max range
         r = r_m * max_range_m * scale
         draw.arc([origin[0] - r, origin[1] - r, origin[0] + r, origin[1] + r], 180, 360, fill=(50, 50, 60))
     # Car frame: angle 0 is straight ahead (up on screen), positive angles to the left.
-    angles, dist = lidar.angles_rad, lidar.last_distances_m
     ends_x = origin[0] - np.sin(angles) * dist * scale
     ends_y = origin[1] - np.cos(angles) * dist * scale
     for x, y, d in zip(ends_x.tolist(), ends_y.tolist(), (dist / max_range_m).tolist(), strict=False):

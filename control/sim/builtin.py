@@ -13,10 +13,21 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numba
 import numpy as np
 
 from control.errors import ConfigError, unknown_key_error
-from control.sim.base import Pose, SimulatorBackend, VehicleState
+from control.sim.base import (
+    DEEPRACER_LIMITS,
+    BatchedSimulator,
+    CameraSpec,
+    CarStates,
+    Pose,
+    SimulatorBackend,
+    VehicleLimits,
+    VehicleState,
+    wheel_positions_m,
+)
 
 DEFAULT_CAMERA_CONFIG: dict[str, Any] = {
     "width_px": 160,  # image width, pixels (DeepRacer: 160)
@@ -31,17 +42,17 @@ DEFAULT_CAMERA_CONFIG: dict[str, Any] = {
 }
 
 DEFAULT_BUILTIN_CONFIG: dict[str, Any] = {
-    "control_hz": 15.0,  # control steps per second (DeepRacer: 15 Hz)
+    "control_hz": DEEPRACER_LIMITS.control_hz,  # control steps per second (DeepRacer: 15 Hz)
     "physics_substeps": 4,  # integration sub-steps per control step
-    "wheelbase_m": 0.165,  # front-to-rear axle distance, m (1/18 scale car)
-    "track_width_car_m": 0.15,  # left-to-right wheel distance, m
-    "max_steering_deg": 30.0,  # steering lock, degrees (DeepRacer: +-30)
+    "wheelbase_m": DEEPRACER_LIMITS.wheelbase_m,  # front-to-rear axle distance, m (1/18 scale car: 0.165)
+    "track_width_car_m": DEEPRACER_LIMITS.axle_track_m,  # left-to-right wheel distance, m (0.15)
+    "max_steering_deg": DEEPRACER_LIMITS.max_steering_deg,  # steering lock, degrees (DeepRacer: +-30)
     "max_steering_rate_deg_s": None,  # steering servo rate, deg/s; None = reaches the command at once
-    "max_speed_mps": 4.0,  # top speed, m/s (DeepRacer: 4)
-    "max_accel_mps2": 3.0,  # forward acceleration limit, m/s^2
-    "max_brake_mps2": 6.0,  # braking deceleration limit, m/s^2
-    "friction_mu": 0.7,  # tyre-road friction coefficient: curvature <= mu * g / v^2 (0.7: a 1.6 m corner holds 3.3 m/s)
-    "gravity_mps2": 9.81,  # gravitational acceleration, m/s^2
+    "max_speed_mps": DEEPRACER_LIMITS.max_speed_mps,  # top speed, m/s (DeepRacer: 4)
+    "max_accel_mps2": DEEPRACER_LIMITS.max_accel_mps2,  # forward acceleration limit, m/s^2 (3)
+    "max_brake_mps2": DEEPRACER_LIMITS.max_brake_mps2,  # braking deceleration limit, m/s^2 (6)
+    "friction_mu": DEEPRACER_LIMITS.friction_mu,  # tyre-road friction: curvature <= mu * g / v^2 (0.7: a 1.6 m corner holds 3.3 m/s)
+    "gravity_mps2": DEEPRACER_LIMITS.gravity_mps2,  # gravitational acceleration, m/s^2
     "camera": DEFAULT_CAMERA_CONFIG,  # front camera, see DEFAULT_CAMERA_CONFIG
 }
 
@@ -106,46 +117,172 @@ def resolve_builtin_config(config: Mapping[str, Any] | None = None) -> dict[str,
     return cfg
 
 
-def wheel_positions_m(x_m: float, y_m: float, yaw_rad: float, wheelbase_m: float, track_width_m: float) -> np.ndarray:
-    """(4, 2) wheel contact points FL, FR, RL, RR of a car centred at (x_m, y_m) heading yaw_rad."""
-    # Plain floats and one array at the end: this runs every step, and numpy's per-call cost dominates at 4x2.
-    c, s = math.cos(yaw_rad), math.sin(yaw_rad)
-    half_l, half_w = 0.5 * wheelbase_m, 0.5 * track_width_m
-    fx, fy = c * half_l, s * half_l  # centre to front axle
-    lx, ly = -s * half_w, c * half_w  # axle centre to left wheel
-    front_x, front_y, rear_x, rear_y = x_m + fx, y_m + fy, x_m - fx, y_m - fy
-    return np.array(
-        [
-            [front_x + lx, front_y + ly],
-            [front_x - lx, front_y - ly],
-            [rear_x + lx, rear_y + ly],
-            [rear_x - lx, rear_y - ly],
-        ]
+def limits_from_config(cfg: Mapping[str, Any]) -> VehicleLimits:
+    """The VehicleLimits a resolved builtin config declares."""
+    return VehicleLimits(
+        max_speed_mps=float(cfg["max_speed_mps"]), max_steering_deg=float(cfg["max_steering_deg"]),
+        wheelbase_m=float(cfg["wheelbase_m"]), axle_track_m=float(cfg["track_width_car_m"]),
+        control_hz=float(cfg["control_hz"]), max_accel_mps2=float(cfg["max_accel_mps2"]),
+        max_brake_mps2=float(cfg["max_brake_mps2"]), friction_mu=float(cfg["friction_mu"]),
+        gravity_mps2=float(cfg["gravity_mps2"]),
     )
 
 
+def camera_spec_from_config(cam: Mapping[str, Any]) -> CameraSpec:
+    """The CameraSpec of a resolved builtin camera config."""
+    return CameraSpec(width_px=int(cam["width_px"]), height_px=int(cam["height_px"]), rgb=bool(cam["rgb"]),
+                      fov_deg=float(cam["fov_deg"]), height_m=float(cam["height_m"]),
+                      pitch_down_deg=float(cam["pitch_deg"]), x_offset_m=float(cam["x_offset_m"]))
+
+
+@numba.njit(cache=True)
+def _physics_step(x, y, yaw, v, steer, steer_cmd, speed_cmd, substeps, dt, inv_wheelbase, max_steer_step,
+                  accel_step, brake_step, grip, kappa_out, understeer_out):  # pragma: no cover - compiled
+    """Advance every car one control period in place: exact arcs per sub-step, grip-limited curvature."""
+    for i in range(x.shape[0]):
+        xi, yi, yawi, vi, si = x[i], y[i], yaw[i], v[i], steer[i]
+        understeer = False
+        kappa = 0.0
+        for _ in range(substeps):
+            si += min(max(steer_cmd[i] - si, -max_steer_step), max_steer_step)
+            v_next = vi + min(max(speed_cmd[i] - vi, -brake_step), accel_step)
+            v_mid = 0.5 * (vi + v_next)  # exact mean speed under constant acceleration
+            kappa = math.tan(si) * inv_wheelbase
+            if v_mid > 0.0:
+                kappa_grip = grip / (v_mid * v_mid)
+                if abs(kappa) > kappa_grip:  # the tyres slide: the car runs wide
+                    kappa = math.copysign(kappa_grip, kappa)
+                    understeer = True
+            ds = v_mid * dt
+            dyaw = kappa * ds
+            half = 0.5 * dyaw
+            # Chord of a circular arc: length ds * sin(half)/half, along the mean heading.
+            chord = ds * (math.sin(half) / half if abs(half) > 1e-9 else 1.0 - half * half / 6.0)
+            xi += chord * math.cos(yawi + half)
+            yi += chord * math.sin(yawi + half)
+            yawi += dyaw
+            vi = v_next
+        # IEEE remainder to (-pi, pi], as math.remainder(yaw, tau).
+        tau = 2.0 * math.pi
+        yaw[i] = yawi - tau * np.rint(yawi / tau)
+        x[i], y[i], v[i], steer[i] = xi, yi, vi, si
+        kappa_out[i], understeer_out[i] = kappa, understeer
+
+
+class BuiltinBatch(BatchedSimulator):
+    """N cars: kinematic bicycle, speed-tracking throttle, grip-limited curvature, ground camera."""
+
+    def __init__(self, num_cars: int, config: Mapping[str, Any] | None = None) -> None:
+        self.config = resolve_builtin_config(config)
+        cfg = self.config
+        self.num_cars = int(num_cars)
+        self.limits = limits_from_config(cfg)
+        self.camera_spec = camera_spec_from_config(cfg["camera"])
+        self.control_hz = self.limits.control_hz
+        self._substeps = int(cfg["physics_substeps"])
+        self._dt_s = 1.0 / (self.control_hz * self._substeps)
+        self._max_steer_rad = self.limits.max_steering_rad
+        rate = cfg["max_steering_rate_deg_s"]
+        self._max_steer_step_rad = math.inf if rate is None else math.radians(rate) * self._dt_s
+        self._accel_step_mps = self.limits.max_accel_mps2 * self._dt_s
+        self._brake_step_mps = self.limits.max_brake_mps2 * self._dt_s
+        self._grip_mps2 = self.limits.friction_mu * self.limits.gravity_mps2  # max lateral acceleration
+        self.states = CarStates.zeros(self.num_cars)
+        self.curvature_per_m = np.zeros(self.num_cars)  # path curvature in the last sub-step (after the grip limit)
+        self.understeer = np.zeros(self.num_cars, dtype=bool)  # the grip limit cut the curvature during the last step
+        self.steering_cmd_rad = np.zeros(self.num_cars)
+        self.speed_cmd_mps = np.zeros(self.num_cars)
+        self.tracks: list[Any] = [None] * self.num_cars
+        self._cameras: dict[int, Any] = {}  # id(track) -> GroundCamera, built on first use (rasterising costs time)
+        self._camera_tracks: dict[int, Any] = {}
+
+    def reset_cars(self, indices: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, yaw_rad: np.ndarray, tracks: list,
+                   speed_mps: np.ndarray | None = None) -> CarStates:
+        """Place cars `indices` with straight wheels at the poses, moving at `speed_mps` (clipped to 0..max)."""
+        idx = np.asarray(indices, dtype=np.intp)
+        x, y, yaw = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (x_m, y_m, yaw_rad))
+        speed = np.zeros(len(idx)) if speed_mps is None else np.asarray(speed_mps, dtype=np.float64).reshape(-1)
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(np.isfinite(yaw)) and np.all(np.isfinite(speed))):
+            raise ValueError(f"BuiltinSimulator.reset: pose and speed must be finite, got x={x}, y={y}, yaw={yaw}, speed_mps={speed}")
+        st = self.states
+        st.x_m[idx], st.y_m[idx] = x, y
+        st.yaw_rad[idx] = yaw - math.tau * np.rint(yaw / math.tau)
+        st.speed_mps[idx] = np.clip(speed, 0.0, self.limits.max_speed_mps)
+        st.steering_rad[idx] = 0.0
+        st.time_s[idx] = 0.0
+        st.wheel_positions_m[idx] = wheel_positions_m(st.x_m[idx], st.y_m[idx], st.yaw_rad[idx], self.limits.wheelbase_m, self.limits.axle_track_m)
+        self.curvature_per_m[idx] = 0.0
+        self.understeer[idx] = False
+        self.steering_cmd_rad[idx] = 0.0
+        self.speed_cmd_mps[idx] = 0.0
+        for i, track in zip(idx.tolist(), tracks, strict=True):
+            self.tracks[i] = track
+        return st
+
+    def step(self, steering_rad: np.ndarray, speed_mps: np.ndarray) -> CarStates:
+        """Advance every car one control period towards its steering and target-speed command."""
+        steer = np.asarray(steering_rad, dtype=np.float64).reshape(self.num_cars)
+        speed = np.asarray(speed_mps, dtype=np.float64).reshape(self.num_cars)
+        if not (np.all(np.isfinite(steer)) and np.all(np.isfinite(speed))):
+            raise ValueError(f"BuiltinSimulator.step: commands must be finite, got steering_rad={steer}, speed_mps={speed}")
+        np.clip(steer, -self._max_steer_rad, self._max_steer_rad, out=self.steering_cmd_rad)
+        np.clip(speed, 0.0, self.limits.max_speed_mps, out=self.speed_cmd_mps)  # no reverse gear, like DeepRacer
+        st = self.states
+        _physics_step(st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad, self.steering_cmd_rad, self.speed_cmd_mps,
+                      self._substeps, self._dt_s, 1.0 / self.limits.wheelbase_m, self._max_steer_step_rad,
+                      self._accel_step_mps, self._brake_step_mps, self._grip_mps2, self.curvature_per_m, self.understeer)
+        st.time_s += 1.0 / self.control_hz
+        st.wheel_positions_m[:] = wheel_positions_m(st.x_m, st.y_m, st.yaw_rad, self.limits.wheelbase_m, self.limits.axle_track_m)
+        return st
+
+    def camera(self, track: Any) -> Any:
+        """The ground camera of `track` (rasterised on first use, kept while the track is in use)."""
+        key = id(track)
+        cam = self._cameras.get(key)
+        if cam is None or self._camera_tracks.get(key) is not track:
+            from control.sim.camera import GroundCamera
+
+            c = self.config["camera"]
+            cam = GroundCamera(track, spec=self.camera_spec, texture_resolution_m=c["texture_resolution_m"], centerline=c["centerline"])
+            live = {id(t) for t in self.tracks if t is not None}
+            for stale in [k for k in self._cameras if k not in live]:  # procedural tracks come and go
+                del self._cameras[stale], self._camera_tracks[stale]
+            self._cameras[key], self._camera_tracks[key] = cam, track
+        return cam
+
+    def camera_images(self, indices: np.ndarray) -> np.ndarray:
+        """Frames of cars `indices`: (k, H, W) gray or (k, H, W, 3) RGB, one gather per track."""
+        idx = np.asarray(indices, dtype=np.intp)
+        spec = self.camera_spec
+        shape = (len(idx), spec.height_px, spec.width_px) + ((3,) if spec.rgb else ())
+        out = np.empty(shape, dtype=np.uint8)
+        st = self.states
+        tracks = [self.tracks[i] for i in idx.tolist()]
+        first = tracks[0] if tracks else None
+        if all(t is first for t in tracks):
+            groups = [(first, np.arange(len(idx)))]
+        else:
+            groups = [(t, np.array([j for j, u in enumerate(tracks) if u is t])) for t in {id(t): t for t in tracks}.values()]
+        for track, rows in groups:
+            cars = idx[rows]
+            out[rows] = self.camera(track).render_batch(st.x_m[cars], st.y_m[cars], st.yaw_rad[cars])
+        return out
+
+    def close(self) -> None:
+        """Drop the camera textures; the simulator holds no other resources."""
+        self._cameras.clear()
+        self._camera_tracks.clear()
+
+
 class BuiltinSimulator(SimulatorBackend):
-    """One car on one track: kinematic bicycle, speed-tracking throttle, grip-limited curvature, camera."""
+    """One car on one track: the batch of one of `BuiltinBatch` (the same physics and camera code)."""
 
     def __init__(self, track: Any, config: Mapping[str, Any] | None = None) -> None:
         self.track = track
-        self.config = resolve_builtin_config(config)
-        cfg = self.config
-        self.control_hz = float(cfg["control_hz"])
-        self._substeps = int(cfg["physics_substeps"])
-        self._dt_s = 1.0 / (self.control_hz * self._substeps)
-        self._wheelbase_m = float(cfg["wheelbase_m"])
-        self._car_width_m = float(cfg["track_width_car_m"])
-        self._max_steer_rad = math.radians(cfg["max_steering_deg"])
-        rate = cfg["max_steering_rate_deg_s"]
-        self._max_steer_step_rad = math.inf if rate is None else math.radians(rate) * self._dt_s
-        self._max_speed_mps = float(cfg["max_speed_mps"])
-        self._accel_step_mps = float(cfg["max_accel_mps2"]) * self._dt_s
-        self._brake_step_mps = float(cfg["max_brake_mps2"]) * self._dt_s
-        self._grip_mps2 = float(cfg["friction_mu"]) * float(cfg["gravity_mps2"])  # max lateral acceleration
-        self._camera = None  # built on the first camera_image(): rasterising the track costs time
-        self._x_m = self._y_m = self._yaw_rad = 0.0
-        self._speed_mps = self._steer_rad = self._time_s = 0.0
+        self.batch = BuiltinBatch(1, config)
+        self.config = self.batch.config
+        self.limits = self.batch.limits
+        self.control_hz = self.limits.control_hz
         self._state: VehicleState | None = None
 
     @property
@@ -157,97 +294,38 @@ class BuiltinSimulator(SimulatorBackend):
 
     def reset(self, pose: Pose, speed_mps: float = 0.0) -> VehicleState:
         """Place the car at `pose` with straight wheels, moving at `speed_mps` (clipped to 0..max)."""
-        values = (pose.x_m, pose.y_m, pose.yaw_rad, speed_mps)
-        if not all(math.isfinite(float(v)) for v in values):
-            raise ValueError(f"BuiltinSimulator.reset: pose and speed must be finite, got {pose}, speed_mps={speed_mps}")
-        self._x_m, self._y_m = float(pose.x_m), float(pose.y_m)
-        self._yaw_rad = math.remainder(float(pose.yaw_rad), math.tau)
-        self._speed_mps = min(max(float(speed_mps), 0.0), self._max_speed_mps)
-        self._steer_rad = 0.0
-        self._time_s = 0.0
-        self._state = self._make_state(0.0, False, 0.0, 0.0)
+        self.batch.reset_cars(np.zeros(1, dtype=np.intp), [pose.x_m], [pose.y_m], [pose.yaw_rad], [self.track], [speed_mps])
+        self._state = self._make_state()
         return self._state
 
     def step(self, steering_rad: float, speed_mps: float) -> VehicleState:
         """Advance one control period: steer towards `steering_rad`, drive towards target `speed_mps`."""
         if self._state is None:
             raise RuntimeError("BuiltinSimulator.reset() must be called before step()")
-        steering_rad, speed_mps = float(steering_rad), float(speed_mps)
-        if not (math.isfinite(steering_rad) and math.isfinite(speed_mps)):
-            raise ValueError(f"BuiltinSimulator.step: commands must be finite, got steering_rad={steering_rad}, speed_mps={speed_mps}")
-        steer_cmd = min(max(steering_rad, -self._max_steer_rad), self._max_steer_rad)
-        speed_cmd = min(max(speed_mps, 0.0), self._max_speed_mps)  # no reverse gear, like DeepRacer
-        x, y, yaw, v, steer = self._x_m, self._y_m, self._yaw_rad, self._speed_mps, self._steer_rad
-        dt, inv_wheelbase = self._dt_s, 1.0 / self._wheelbase_m
-        understeer = False
-        kappa = 0.0
-        for _ in range(self._substeps):
-            steer += min(max(steer_cmd - steer, -self._max_steer_step_rad), self._max_steer_step_rad)
-            v_next = v + min(max(speed_cmd - v, -self._brake_step_mps), self._accel_step_mps)
-            v_mid = 0.5 * (v + v_next)  # exact mean speed under constant acceleration
-            kappa = math.tan(steer) * inv_wheelbase
-            if v_mid > 0.0:
-                kappa_grip = self._grip_mps2 / (v_mid * v_mid)
-                if abs(kappa) > kappa_grip:  # the tyres slide: the car runs wide
-                    kappa = math.copysign(kappa_grip, kappa)
-                    understeer = True
-            ds = v_mid * dt
-            dyaw = kappa * ds
-            half = 0.5 * dyaw
-            # Chord of a circular arc: length ds * sin(half)/half, along the mean heading.
-            chord = ds * (math.sin(half) / half if abs(half) > 1e-9 else 1.0 - half * half / 6.0)
-            x += chord * math.cos(yaw + half)
-            y += chord * math.sin(yaw + half)
-            yaw += dyaw
-            v = v_next
-        self._x_m, self._y_m, self._yaw_rad = x, y, math.remainder(yaw, math.tau)
-        self._speed_mps, self._steer_rad = v, steer
-        self._time_s += 1.0 / self.control_hz
-        self._state = self._make_state(kappa, understeer, steer_cmd, speed_cmd)
+        self.batch.step(np.array([steering_rad], dtype=np.float64), np.array([speed_mps], dtype=np.float64))
+        self._state = self._make_state()
         return self._state
 
-    def _make_state(self, kappa: float, understeer: bool, steer_cmd: float, speed_cmd: float) -> VehicleState:
-        """Package the current internal state."""
-        v = self._speed_mps
-        return VehicleState(
-            x_m=self._x_m,
-            y_m=self._y_m,
-            yaw_rad=self._yaw_rad,
-            speed_mps=v,
-            steering_rad=self._steer_rad,
-            wheel_positions_m=wheel_positions_m(self._x_m, self._y_m, self._yaw_rad, self._wheelbase_m, self._car_width_m),
-            time_s=self._time_s,
-            extra={
-                "curvature_per_m": kappa,  # path curvature in the last sub-step (after the grip limit)
-                "lateral_accel_mps2": v * v * kappa,
-                "understeer": understeer,  # the grip limit cut the curvature during this step
-                "steering_cmd_rad": steer_cmd,
-                "speed_cmd_mps": speed_cmd,
-            },
-        )
+    def _make_state(self) -> VehicleState:
+        """The one car's state with the physics diagnostics."""
+        b = self.batch
+        state = b.states.car(0)
+        kappa = float(b.curvature_per_m[0])
+        state.extra = {
+            "curvature_per_m": kappa,  # path curvature in the last sub-step (after the grip limit)
+            "lateral_accel_mps2": state.speed_mps**2 * kappa,
+            "understeer": bool(b.understeer[0]),  # the grip limit cut the curvature during this step
+            "steering_cmd_rad": float(b.steering_cmd_rad[0]),
+            "speed_cmd_mps": float(b.speed_cmd_mps[0]),
+        }
+        return state
 
     def camera_image(self) -> np.ndarray:
         """The front camera frame for the current pose: (H, W) gray, or (H, W, 3) RGB if camera.rgb."""
         if self._state is None:
             raise RuntimeError("BuiltinSimulator.reset() must be called before camera_image()")
-        if self._camera is None:
-            from control.sim.camera import GroundCamera
-
-            cam = self.config["camera"]
-            self._camera = GroundCamera(
-                self.track,
-                width_px=cam["width_px"],
-                height_px=cam["height_px"],
-                fov_deg=cam["fov_deg"],
-                height_m=cam["height_m"],
-                pitch_deg=cam["pitch_deg"],
-                x_offset_m=cam["x_offset_m"],
-                rgb=cam["rgb"],
-                texture_resolution_m=cam["texture_resolution_m"],
-                centerline=cam["centerline"],
-            )
-        return self._camera.render(self._x_m, self._y_m, self._yaw_rad)
+        return self.batch.camera_images(np.zeros(1, dtype=np.intp))[0]
 
     def close(self) -> None:
         """Drop the camera texture; the simulator holds no other resources."""
-        self._camera = None
+        self.batch.close()

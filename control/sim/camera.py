@@ -11,8 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba
 import numpy as np
 from PIL import Image, ImageDraw
+
+from control.sim.base import CameraSpec
 
 # Palette classes stored in the texture.
 GROUND, ROAD, BORDER, CENTERLINE, SKY = 0, 1, 2, 3, 4
@@ -29,8 +32,9 @@ PALETTE_RGB = np.array(
     ],
     dtype=np.uint8,
 )
-# ITU-R 601 luma, as the env's RGB -> gray conversion uses.
-PALETTE_GRAY = np.round(PALETTE_RGB.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+# ITU-R 601 luma: the one RGB -> gray conversion (the env converts a backend's RGB frames with it too).
+GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])
+PALETTE_GRAY = np.round(PALETTE_RGB.astype(np.float64) @ GRAY_WEIGHTS).astype(np.uint8)
 
 BORDER_LINE_WIDTH_M = 0.05  # DeepRacer tapes 2-inch white lines on the track edges
 CENTERLINE_WIDTH_M = 0.04
@@ -104,16 +108,20 @@ class GroundCamera:
     def __init__(
         self,
         track: Any,
-        width_px: int = 160,
-        height_px: int = 120,
-        fov_deg: float = 120.0,
-        height_m: float = 0.10,
-        pitch_deg: float = 15.0,
-        x_offset_m: float = 0.08,
-        rgb: bool = False,
+        width_px: int = CameraSpec.width_px,
+        height_px: int = CameraSpec.height_px,
+        fov_deg: float = CameraSpec.fov_deg,
+        height_m: float = CameraSpec.height_m,
+        pitch_deg: float = CameraSpec.pitch_down_deg,
+        x_offset_m: float = CameraSpec.x_offset_m,
+        rgb: bool = CameraSpec.rgb,
         texture_resolution_m: float = 0.02,
         centerline: bool = True,
+        spec: CameraSpec | None = None,
     ) -> None:
+        if spec is not None:  # one CameraSpec instead of the separate settings
+            width_px, height_px, fov_deg, height_m = spec.width_px, spec.height_px, spec.fov_deg, spec.height_m
+            pitch_deg, x_offset_m, rgb = spec.pitch_down_deg, spec.x_offset_m, spec.rgb
         self.width_px, self.height_px, self.rgb = int(width_px), int(height_px), bool(rgb)
         self.palette = PALETTE_RGB if self.rgb else PALETTE_GRAY
         self.texture, origin = rasterise_track(track, texture_resolution_m, centerline)
@@ -163,3 +171,34 @@ class GroundCamera:
         self._classes[self._first_ground_px :] = self._tex_flat[lin]
         image = self.palette.take(self._classes, axis=0)  # take: ~4x faster than fancy indexing for RGB
         return image.reshape((self.height_px, self.width_px, 3) if self.rgb else (self.height_px, self.width_px))
+
+    def render_batch(self, x_m: np.ndarray, y_m: np.ndarray, yaw_rad: np.ndarray) -> np.ndarray:
+        """The views of k cars: (k, H, W) gray or (k, H, W, 3) RGB uint8, one compiled gather for all."""
+        k = len(x_m)
+        channels = 3 if self.rgb else 1
+        out = np.empty((k, self.height_px * self.width_px, channels), dtype=np.uint8)
+        palette = self.palette.reshape(len(PALETTE_RGB), channels)
+        _render_frames(np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64), np.asarray(yaw_rad, dtype=np.float64),
+                       self._inv_res, self._origin_px[0], self._origin_px[1], self._ground_fwd_px, self._ground_left_px,
+                       self._first_ground_px, self._max_col, self._max_row, self._tex_w, self._tex_flat, palette, out)
+        return out.reshape((k, self.height_px, self.width_px, 3) if self.rgb else (k, self.height_px, self.width_px))
+
+
+@numba.njit(cache=True)
+def _render_frames(x, y, yaw, inv_res, origin_col, origin_row, fwd, left, first_ground, max_col, max_row, tex_w, tex,
+                   palette, out):  # pragma: no cover - compiled
+    """Fill out (k, H*W, C): sky above the horizon, then per ground pixel the texture class's colour."""
+    channels = out.shape[2]
+    for k in range(x.shape[0]):
+        c, s = math.cos(yaw[k]), math.sin(yaw[k])
+        col0 = x[k] * inv_res - origin_col
+        row0 = y[k] * inv_res - origin_row
+        for j in range(first_ground):
+            for ch in range(channels):
+                out[k, j, ch] = palette[SKY, ch]
+        for j in range(fwd.shape[0]):
+            col = min(max(col0 + c * fwd[j] - s * left[j], 0.0), max_col)
+            row = min(max(row0 + s * fwd[j] + c * left[j], 0.0), max_row)
+            cls = tex[int(row) * tex_w + int(col)]
+            for ch in range(channels):
+                out[k, first_ground + j, ch] = palette[cls, ch]

@@ -16,6 +16,7 @@ _EPS = 1e-9
 _LOCAL_WINDOW = 12  # segments either side searched by project(local=True)
 _LOCAL_OFFSETS = np.arange(-_LOCAL_WINDOW, _LOCAL_WINDOW + 1)
 _RAY_GRID_CELL_M = 0.5  # cell size of the ray caster's segment lookup grid
+_RAY_TRAVERSAL_CELL_M = 0.25  # cell size of the batched ray kernel's grid: a few border segments per cell
 BUNDLED_TRACKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tracks"
 
 
@@ -263,6 +264,70 @@ class Track:
             segment_index=seg,
             half_width_m=half_width,
         )
+
+    def project_cars(self, points: np.ndarray) -> TrackProjection:
+        """Project each car's points (N, P, 2) (a car and its wheels) at once; every field is (N, P).
+
+        The same answer as project(points[i], local=True) for every car i, in one compiled call.
+        """
+        from control.track.kernels import project_cars
+
+        pts = np.asarray(points, dtype=np.float64)
+        n_cars, n_points = pts.shape[:2]
+        segments = self._segments()
+        seg = np.empty((n_cars, n_points), dtype=np.intp)
+        t, d2, side = np.empty((n_cars, n_points)), np.empty((n_cars, n_points)), np.empty((n_cars, n_points))
+        _, _, _, vx, vy, len2 = segments.every
+        project_cars(np.ascontiguousarray(pts[..., 0]), np.ascontiguousarray(pts[..., 1]), segments.start_x, segments.start_y,
+                     vx, vy, len2, segments.unit_x, segments.unit_y, _LOCAL_WINDOW, seg, t, d2, side)
+        nxt = segments.waypoint_pairs[seg, 1]
+        half_width = 0.5 * (self.width_m[seg] * (1 - t) + self.width_m[nxt] * t)
+        s_m = self.cumulative_s_m[seg] + t * self.segment_length_m[seg]
+        return TrackProjection(
+            s_m=np.mod(s_m, self.length_m),
+            distance_from_center_m=np.sqrt(d2),
+            is_left_of_center=side > 0,
+            heading_rad=self.segment_heading_rad[seg],
+            closest_waypoints=segments.waypoint_pairs[seg],
+            segment_index=seg,
+            half_width_m=half_width,
+        )
+
+    @property
+    def waypoint_direction_rad(self) -> np.ndarray:
+        """(N,) direction from waypoint i to waypoint i+1 as DeepRacer rewards compute it (atan2; 0 for a repeated point)."""
+        cached = self.__dict__.get("_waypoint_direction_rad")
+        if cached is None:
+            cached = self._waypoint_direction_rad = np.arctan2(self._seg_vec[:, 1], self._seg_vec[:, 0])
+        return cached
+
+    def ray_distances_cars(self, origins_m: np.ndarray, angles_rad: np.ndarray, max_range_m: float) -> np.ndarray:
+        """Distances (N, R) from each origin (N, 2) along its world-frame angles (N, R) to the nearest border, capped."""
+        from control.track.kernels import cast_rays
+
+        grid = self._ray_traversal_grid(float(max_range_m))
+        origins = np.asarray(origins_m, dtype=np.float64)
+        angles = np.ascontiguousarray(angles_rad, dtype=np.float64)
+        out = np.empty(angles.shape)
+        cast_rays(np.ascontiguousarray(origins[:, 0]), np.ascontiguousarray(origins[:, 1]), angles, float(max_range_m), *grid, out)
+        return out
+
+    def _ray_traversal_grid(self, max_range_m: float) -> tuple:
+        """The ray kernel's grid for rays of max_range_m: origin, cell size, shape, CSR segment lists, segments."""
+        grids = self.__dict__.setdefault("_ray_traversal_grids", {})
+        grid = grids.get(max_range_m)
+        if grid is None:
+            from control.track.kernels import segment_grid
+
+            real = np.hypot(*self._border_vec.T) > _EPS  # a zero-length border segment is never hit
+            start, vec = self._border_start[real], self._border_vec[real]
+            lo = np.minimum(self.inner_m.min(axis=0), self.outer_m.min(axis=0)) - max_range_m
+            hi = np.maximum(self.inner_m.max(axis=0), self.outer_m.max(axis=0)) + max_range_m
+            shape = tuple(int(v) for v in np.ceil((hi - lo) / _RAY_TRAVERSAL_CELL_M).astype(int))
+            cell_start, cell_segments = segment_grid(start, vec, lo, _RAY_TRAVERSAL_CELL_M, shape)
+            columns = [np.ascontiguousarray(c) for c in (start[:, 0], start[:, 1], vec[:, 0], vec[:, 1])]
+            grid = grids[max_range_m] = (float(lo[0]), float(lo[1]), _RAY_TRAVERSAL_CELL_M, shape[0], shape[1], cell_start, cell_segments, *columns)
+        return grid
 
     def _segments(self) -> "_SegmentTables":
         """Centerline segment geometry as contiguous columns, and project(local=True)'s windows, built once."""

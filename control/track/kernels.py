@@ -1,0 +1,134 @@
+"""Compiled geometry kernels for many cars at once: centerline projection and ray casting.
+
+They compute exactly what Track.project(local=True) and Track.ray_distances compute for one car,
+for N cars per call, without a Python loop per car, ray or segment.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def project_cars(px, py, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y, window, out_seg, out_t, out_d2, out_side):  # pragma: no cover - compiled
+    """For each car (row of px/py, P points), the closest centerline segment of each point.
+
+    The segments searched are those within `window` of the waypoint nearest the car's mean point
+    (all of them when 2 * window + 1 >= the number of waypoints), in Track.project's order.
+    """
+    n = start_x.shape[0]
+    local = n > 2 * window + 1
+    for c in range(px.shape[0]):
+        num_points = px.shape[1]
+        mx, my = 0.0, 0.0
+        for p in range(num_points):
+            mx += px[c, p]
+            my += py[c, p]
+        mx /= num_points
+        my /= num_points
+        nearest = 0
+        if local:
+            best = np.inf
+            for i in range(n):
+                dx, dy = start_x[i] - mx, start_y[i] - my
+                d = dx * dx + dy * dy
+                if d < best:
+                    best, nearest = d, i
+        count = 2 * window + 1 if local else n
+        for p in range(num_points):
+            best_d2, best_seg, best_t, best_side = np.inf, 0, 0.0, 0.0
+            for k in range(count):
+                i = (nearest - window + k) % n if local else k
+                rx, ry = px[c, p] - start_x[i], py[c, p] - start_y[i]
+                t = (rx * vec_x[i] + ry * vec_y[i]) / len2[i]
+                t = min(max(t, 0.0), 1.0)
+                dx, dy = rx - t * vec_x[i], ry - t * vec_y[i]
+                d2 = dx * dx + dy * dy
+                if d2 < best_d2:
+                    best_d2, best_seg, best_t = d2, i, t
+                    best_side = unit_x[i] * ry - unit_y[i] * rx
+            out_seg[c, p], out_t[c, p], out_d2[c, p], out_side[c, p] = best_seg, best_t, best_d2, best_side
+
+
+@numba.njit(cache=True)
+def _hit_t(ox, oy, dx, dy, sx, sy, ex, ey):  # pragma: no cover - compiled
+    """Distance along ray o + t·d to segment s + u·e, or inf when it misses."""
+    denom = dx * ey - dy * ex
+    if denom == 0.0:
+        return np.inf
+    qx, qy = sx - ox, sy - oy
+    t = (qx * ey - qy * ex) / denom
+    u = (qx * dy - qy * dx) / denom
+    if t >= 0.0 and u >= 0.0 and u <= 1.0:
+        return t
+    return np.inf
+
+
+@numba.njit(cache=True)
+def cast_rays(ox, oy, angles, max_range, lo_x, lo_y, cell_m, nx, ny, cell_start, cell_segments, sx, sy, ex, ey, out):  # pragma: no cover - compiled
+    """Ray distances (N, R) to the nearest border segment, capped at max_range, by grid traversal.
+
+    Each ray walks the grid cells it crosses in order (Amanatides-Woo) and tests the segments
+    listed in each; it stops once its nearest hit lies before the cell it would enter next.
+    A car outside the grid tests every segment.
+    """
+    for c in range(ox.shape[0]):
+        x0, y0 = ox[c], oy[c]
+        gx, gy = (x0 - lo_x) / cell_m, (y0 - lo_y) / cell_m
+        inside = 0 <= gx < nx and 0 <= gy < ny
+        for r in range(angles.shape[1]):
+            dx, dy = math.cos(angles[c, r]), math.sin(angles[c, r])
+            best = max_range
+            if not inside:
+                for s in range(sx.shape[0]):
+                    best = min(best, _hit_t(x0, y0, dx, dy, sx[s], sy[s], ex[s], ey[s]))
+                out[c, r] = best
+                continue
+            ix, iy = int(gx), int(gy)
+            step_x = 1 if dx > 0 else -1
+            step_y = 1 if dy > 0 else -1
+            t_max_x = ((ix + (step_x > 0)) - gx) * cell_m / dx if dx != 0.0 else np.inf
+            t_max_y = ((iy + (step_y > 0)) - gy) * cell_m / dy if dy != 0.0 else np.inf
+            t_delta_x = cell_m / abs(dx) if dx != 0.0 else np.inf
+            t_delta_y = cell_m / abs(dy) if dy != 0.0 else np.inf
+            while True:
+                cell = ix * ny + iy
+                for k in range(cell_start[cell], cell_start[cell + 1]):
+                    s = cell_segments[k]
+                    best = min(best, _hit_t(x0, y0, dx, dy, sx[s], sy[s], ex[s], ey[s]))
+                t_exit = min(t_max_x, t_max_y)
+                if best <= t_exit or t_exit >= max_range:
+                    break
+                if t_max_x < t_max_y:
+                    ix += step_x
+                    t_max_x += t_delta_x
+                else:
+                    iy += step_y
+                    t_max_y += t_delta_y
+                if ix < 0 or ix >= nx or iy < 0 or iy >= ny:
+                    break
+            out[c, r] = best
+
+
+def segment_grid(start: np.ndarray, vec: np.ndarray, lo: np.ndarray, cell_m: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR lists (cell_start, cell_segments) of the segments whose bounding box touches each grid cell."""
+    end = start + vec
+    pad = 1e-6 * cell_m  # a hit on a cell boundary belongs to both cells
+    lo_cell = np.floor((np.minimum(start, end) - lo - pad) / cell_m).astype(np.int64)
+    hi_cell = np.floor((np.maximum(start, end) - lo + pad) / cell_m).astype(np.int64)
+    lo_cell = np.clip(lo_cell, 0, np.array(shape) - 1)
+    hi_cell = np.clip(hi_cell, 0, np.array(shape) - 1)
+    cells, segs = [], []
+    for s in range(len(start)):  # built once per track: a few thousand short segments
+        xs = np.arange(lo_cell[s, 0], hi_cell[s, 0] + 1)
+        ys = np.arange(lo_cell[s, 1], hi_cell[s, 1] + 1)
+        ids = (xs[:, None] * shape[1] + ys[None, :]).ravel()
+        cells.append(ids)
+        segs.append(np.full(len(ids), s))
+    cells_arr, segs_arr = np.concatenate(cells), np.concatenate(segs)
+    order = np.lexsort((segs_arr, cells_arr))
+    cell_start = np.zeros(shape[0] * shape[1] + 1, dtype=np.int64)
+    np.add.at(cell_start, cells_arr + 1, 1)
+    return np.cumsum(cell_start), segs_arr[order].astype(np.int64)

@@ -1,0 +1,169 @@
+"""The batched core: same episodes as the one-car env of before, N cars = N single envs, NEXT_STEP autoreset, seeding."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import control  # noqa: F401  (registers the env ids)
+from control.env.racing_env import RacingEnv
+from control.env.registration import ENV_IDS, make_env_creator
+from control.env.vector_env import RacingVectorEnv
+
+REFERENCE = Path(__file__).parent / "data" / "reference_trajectories.npz"
+
+
+def _cases():
+    import sys
+
+    sys.path.insert(0, str(REFERENCE.parent))
+    from make_reference_trajectories import CASES, DRIVEN_CASES
+
+    return {**{(n, s): c for n, c in CASES.items() for s in (0, 1)}, **{(n, 0): c for n, c in DRIVEN_CASES.items()}}
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=lambda c: f"{c[0]}-{c[1]}")
+def test_replaying_recorded_actions_gives_the_one_car_env_of_before(case):
+    """Recorded with the one-car env before the batched core (tests/data/make_reference_trajectories.py)."""
+    name, seed = case
+    ref = np.load(REFERENCE)
+    key = f"{name}/{seed}"
+    env = RacingEnv(CASES[case])
+    obs, _ = env.reset(seed=seed)
+    resets = 0
+    for t, action in enumerate(ref[f"{key}/actions"]):
+        obs, reward, terminated, truncated, info = env.step(action)
+        observed = obs if not isinstance(obs, dict) else obs["vlidar"]
+        expected = ref[f"{key}/obs"][t] if f"{key}/obs" in ref else ref[f"{key}/obs_vlidar"][t]
+        np.testing.assert_allclose(observed, expected, atol=1e-5, err_msg=f"{key} step {t}")
+        if isinstance(obs, dict):
+            assert np.array_equal(obs["camera"], ref[f"{key}/obs_camera"][t])
+        assert reward == pytest.approx(float(ref[f"{key}/reward"][t]), abs=1e-9)
+        assert (terminated, truncated) == (bool(ref[f"{key}/terminated"][t]), bool(ref[f"{key}/truncated"][t]))
+        assert info["episode_status"] == ref[f"{key}/status"][t]
+        assert info["params"]["progress"] == pytest.approx(float(ref[f"{key}/progress"][t]), abs=1e-6)
+        lap = float(ref[f"{key}/lap_time_s"][t])
+        assert ("lap_time_s" in info) == (not np.isnan(lap)) and info.get("lap_time_s", lap) == pytest.approx(lap, nan_ok=True)
+        if terminated or truncated:
+            obs, _ = env.reset()
+            resets += 1
+    assert resets == len(ref[f"{key}/reset_obs" if f"{key}/reset_obs" in ref else f"{key}/reset_obs_vlidar"]) - 1
+
+
+VECTOR_CONFIGS = {
+    "vlidar": {"track": "speedway", "max_episode_steps": 60},
+    "camera_stack": {"track": "hairpins", "observation": {"type": "camera", "width_px": 24, "height_px": 16, "frame_stack": 2},
+                     "max_episode_steps": 50},
+    "tracks_and_directions": {"track": ["oval", "hairpins"], "start": {"direction": "random"}, "action": {"type": "discrete"}},
+}
+
+
+@pytest.mark.parametrize("name", list(VECTOR_CONFIGS))
+def test_vector_env_equals_n_single_envs_with_next_step_autoreset(name):
+    config, n, seed, steps = VECTOR_CONFIGS[name], 4, 11, 150
+    venv = RacingVectorEnv(config, num_envs=n)
+    singles = [RacingEnv(config) for _ in range(n)]
+    vobs, _ = venv.reset(seed=seed)
+    for i, (env, obs) in enumerate(zip(singles, vobs, strict=True)):
+        np.testing.assert_allclose(obs, env.reset(seed=seed + i)[0], atol=1e-6)
+    venv.action_space.seed(seed)
+    pending_reset = [False] * n
+    for _ in range(steps):
+        actions = venv.action_space.sample()
+        vobs, vrew, vterm, vtrunc, vinfo = venv.step(actions)
+        for i, env in enumerate(singles):
+            if pending_reset[i]:  # NEXT_STEP: this step reset the car, ignoring its action
+                obs, info = env.reset()
+                reward, terminated, truncated = 0.0, False, False
+                assert vinfo["episode_status"][i] == "prepare" and not vinfo["_sim_time_s"][i]
+            else:
+                obs, reward, terminated, truncated, info = env.step(actions[i])
+                assert vinfo["episode_status"][i] == info["episode_status"]
+                assert vinfo["_lap_time_s"][i] == ("lap_time_s" in info)
+            np.testing.assert_allclose(vobs[i], obs, atol=1e-6)
+            assert vrew[i] == pytest.approx(reward, abs=1e-12)
+            assert (vterm[i], vtrunc[i]) == (terminated, truncated)
+            assert vinfo["params"]["progress"][i] == pytest.approx(info["params"]["progress"])
+            pending_reset[i] = terminated or truncated
+
+
+def test_batch_size_does_not_change_a_cars_episode():
+    config = {"track": "hairpins", "start": {"lateral_noise_m": 0.2}}
+    small, big = RacingVectorEnv(config, num_envs=1), RacingVectorEnv(config, num_envs=6)
+    a, _ = small.reset(seed=5)
+    b, _ = big.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        actions = rng.uniform(-1, 1, (6, 2)).astype(np.float32)
+        a, ra, *_ = small.step(actions[:1])
+        b, rb, *_ = big.step(actions)
+        np.testing.assert_allclose(a[0], b[0], atol=1e-12)
+        assert ra[0] == rb[0]
+
+
+def test_terminated_cars_next_observation_is_its_reset_observation():
+    venv = RacingVectorEnv({"track": "oval", "start": {"mode": "fixed"}}, num_envs=2)
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    venv.reset(seed=0)
+    full_left = np.array([[1.0, -0.5], [0.0, -0.5]], dtype=np.float32)  # car 0 drives off the track, car 1 goes on
+    for _ in range(200):
+        obs, reward, terminated, truncated, info = venv.step(full_left)
+        if terminated[0]:
+            break
+    assert info["episode_status"][0] == "off_track" and not terminated[1]
+    obs, reward, terminated, truncated, info = venv.step(full_left)
+    fresh = RacingEnv({"track": "oval", "start": {"mode": "fixed"}})
+    fresh_obs, _ = fresh.reset(seed=0)
+    np.testing.assert_allclose(obs[0], fresh_obs, atol=1e-6)  # fixed start: the same pose as a fresh episode
+    assert reward[0] == 0.0 and not terminated[0] and not truncated[0] and info["episode_status"][0] == "prepare"
+    assert info["params"]["steps"][0] == 0 and info["params"]["steps"][1] > 0
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_make_vec_vector_entry_point_returns_the_native_vector_env(env_id):
+    venv = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    assert isinstance(venv.unwrapped, RacingVectorEnv) and venv.num_envs == 3
+    obs, _ = venv.reset(seed=0)
+    assert venv.observation_space.contains(obs)
+    obs, *_ = venv.step(venv.action_space.sample())
+    assert venv.observation_space.contains(obs)
+
+
+def test_rllib_vector_creator_seeds_each_car_from_worker_and_vector_index():
+    from ray.rllib.env.env_context import EnvContext
+
+    config = {"seed": 3, "start": {"lateral_noise_m": 0.3}}
+    venv = make_env_creator("RacerVLidar-v0")(EnvContext({**config, "num_envs": 3}, worker_index=2, vector_index=0))
+    assert isinstance(venv, RacingVectorEnv) and venv.num_envs == 3
+    obs, _ = venv.reset()
+    for i in range(3):  # car i is the env that had worker_index 2, vector_index i
+        single = RacingEnv(EnvContext(config, worker_index=2, vector_index=i))
+        np.testing.assert_allclose(obs[i], single.reset()[0], atol=1e-12)
+    # A plain dict (what RLlib 2.60 passes with num_envs) still gets the env runner's index.
+    plain = make_env_creator("RacerVLidar-v0")({**config, "num_envs": 2})
+    assert plain.worker_index == 0
+
+
+@pytest.mark.ray
+def test_a_tiny_rllib_run_on_the_vector_entry_point(ray_session, tmp_path):
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    from control.env.registration import register_rllib_envs
+
+    register_rllib_envs()
+    config = (PPOConfig().environment("RacerVLidar-v0", env_config={"max_episode_steps": 50})
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=4, gym_env_vectorize_mode="vector_entry_point",
+                           rollout_fragment_length=50)
+              .training(train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1))
+    algo = config.build_algo()
+    try:
+        assert isinstance(algo.env_runner.env.unwrapped, RacingVectorEnv)
+        result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled"] >= 200
+    finally:
+        algo.stop()
