@@ -57,24 +57,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ppo_train.py with `argv` (default sys.argv[1:]); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    from control.training.error_cause import find_user_error
+    from control.training.tune_run import StopSignal
+
+    # First of all: a SIGTERM/SIGINT from now on asks for a clean stop instead of killing us
+    # half-way through making the run folder (a folder left empty would block the NAME).
+    stop_signal = StopSignal()
+    stop_signal.install()
     try:
-        outcome = train_from_args(args, argv)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        print(f"aborted: {exc}", file=sys.stderr)
-        return 130
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        try:
+            outcome = train_from_args(args, argv, stop_signal=stop_signal)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            print(f"aborted: {exc}", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            found = find_user_error(exc)  # a project error wrapped by Ray/RLlib/Tune
+            if found is None:
+                raise
+            print(f"error: {found}", file=sys.stderr)
+            return 2
+    finally:
+        stop_signal.uninstall()
+    if outcome is None:
+        print(f"{stop_signal.received} received before training started: nothing was trained, "
+              "no run folder is left behind")
+        return 0
     _print_outcome(outcome)
     return 0
 
 
-def train_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
-    """Resolve the config, prepare the run folder, join/start Ray and train."""
+def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any = None) -> Any:
+    """Resolve the config from the flags, then train() it; None when a stop signal came before training."""
     from control.training import run_folder as rf
-    from control.training.checkpoints import resolve_restore_path
     from control.training.config_loader import apply_overrides, load_config_file, resolve_config
     from control.training.stop import parse_duration_s
 
@@ -127,49 +146,111 @@ def train_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
     for notice in resolved.notices:
         print(f"config: {notice}", file=sys.stderr)
 
-    restore_path = resolve_restore_path(args.restore, results_dir / name) if args.restore else None
-    folder = rf.prepare_run_folder(results_dir, name, overwrite=args.overwrite, restore=restoring,
-                                   restore_elsewhere=bool(args.restore))
-    if restoring and restore_path is None:
-        restore_path = resolve_restore_path(args.restore, folder)
     recorded = resolved.to_dict()
     # config.yaml keeps the file's own stop: a restore without stop flags runs to it; flags are in command.txt.
     recorded["stop"] = file_stop
-    rf.write_run_files(folder, recorded, argv)
-    print(f"run folder: {folder}")
-    if restore_path is not None:
-        print(f"restoring: {restore_path}")
-    print(f"stops at: {resolved.stop.describe()}")
-    return run_training(resolved, folder, address=args.address, restore_path=restore_path,
-                        state_log=args.state_log, mlflow_uri=args.mlflow_uri,
-                        mlflow_experiment=args.mlflow_experiment or Path(str(config_path)).stem,
-                        mlflow_checkpoints=args.mlflow_checkpoints, command_line=argv, verbose=args.verbose)
+    return train(resolved, results_dir=results_dir, name=name, restore=args.restore, overwrite=args.overwrite,
+                 recorded_config=recorded, address=args.address, state_log=args.state_log,
+                 mlflow_uri=args.mlflow_uri, mlflow_experiment=args.mlflow_experiment or Path(str(config_path)).stem,
+                 mlflow_checkpoints=args.mlflow_checkpoints, command_line=argv, verbose=args.verbose,
+                 stop_signal=stop_signal)
+
+
+def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = None, overwrite: bool = False,
+          recorded_config: dict[str, Any] | None = None, address: str | None = None, state_log: bool = False,
+          mlflow_uri: str | None = None, mlflow_experiment: str = "racing", mlflow_checkpoints: bool = False,
+          command_line: list[str] | None = None, verbose: int = 1, stop_signal: Any = None) -> Any:
+    """Train a resolved config as run `name` under results_dir, holding the run's lock while it trains.
+
+    restore: None (a new run), "" (continue the run's newest complete checkpoint) or a checkpoint/run path.
+    Returns the TrainOutcome, or None when `stop_signal` fired before training began (nothing is left behind).
+    """
+    from control.training import run_folder as rf
+    from control.training.checkpoints import resolve_restore_path
+    from control.training.ray_address import check_ray_address
+    from control.training.run_lock import RunLock
+    from control.training.tune_run import InterruptedBeforeTraining
+
+    command_line = list(command_line or [])
+    recorded = recorded_config if recorded_config is not None else resolved.to_dict()
+    restoring = restore is not None
+    if address:
+        check_ray_address(address)  # before any folder is made: a wrong address leaves nothing behind
+    restore_path = resolve_restore_path(restore, results_dir / name) if restore else None
+    folder = results_dir / rf.check_run_name(name)
+    existed = folder.exists()
+    if restore == "" and not existed:
+        raise UserError(f"--restore: no run named '{name}' under {results_dir}")
+    lock = RunLock(folder).acquire()  # before --overwrite deletes anything: never under a running training
+    started = rf.RunStart(folder, fresh=not existed)
+    try:
+        folder = rf.prepare_run_folder(results_dir, name, overwrite=overwrite, restore=restoring,
+                                       restore_elsewhere=bool(restore))
+        started.fresh = started.fresh or (overwrite and not restoring)  # --overwrite emptied it
+        if restoring and restore_path is None:
+            restore_path = resolve_restore_path(restore, folder)
+        write_config_now = not rf.has_run_files(folder)  # nothing earlier to protect
+        rf.append_command_line(folder, command_line)
+        if write_config_now:
+            rf.write_config(folder, recorded)
+        # else: config.yaml is replaced only once this start has trained an iteration (ConfigOnFirstResult).
+        print(f"run folder: {folder}")
+        if restore_path is not None:
+            print(f"restoring: {restore_path}")
+        print(f"stops at: {resolved.stop.describe()}")
+        outcome = run_training(resolved, folder, address=address, restore_path=restore_path,
+                               state_log=state_log, mlflow_uri=mlflow_uri, mlflow_experiment=mlflow_experiment,
+                               mlflow_checkpoints=mlflow_checkpoints, command_line=command_line, verbose=verbose,
+                               stop_signal=stop_signal,
+                               config_to_write=None if write_config_now else recorded)
+    except InterruptedBeforeTraining:
+        started.remove_if_untrained()
+        return None
+    except BaseException:
+        started.remove_if_untrained()
+        raise
+    finally:
+        lock.release()
+    return outcome
 
 
 def run_training(resolved: Any, folder: Path, *, address: str | None = None, restore_path: Path | None = None,
                  state_log: bool = False, mlflow_uri: str | None = None, mlflow_experiment: str = "racing",
                  mlflow_checkpoints: bool = False, command_line: list[str] | None = None,
-                 verbose: int = 1) -> Any:
-    """Build the PPOConfig with this project's callbacks and run it under Tune (Ray started or joined here)."""
+                 verbose: int = 1, stop_signal: Any = None, config_to_write: dict[str, Any] | None = None) -> Any:
+    """Build the PPOConfig with this project's callbacks and run it under Tune (Ray started or joined here).
+
+    config_to_write: written as the run's config.yaml once this start has trained its first iteration.
+    """
     import ray
 
     from control.integration.callbacks.metrics import EpisodeMetricsCallback
     from control.integration.callbacks.state_log import STATE_LOG_DIRNAME, make_state_log_callback
+    from control.redact import redact_argv, redact_mapping
     from control.training.checkpoints import make_restore_callback
     from control.training.config_loader import build_ppo_config
-    from control.training.tune_run import run_tune
+    from control.training.private_ray import start_private_ray
+    from control.training.tune_run import ConfigOnFirstResult, InterruptedBeforeTraining, run_tune
 
     started_ray = False
     if not ray.is_initialized():
         # Workers inherit these: one torch thread each (2 threads on a busy core cost 10x, see STACK_NOTES).
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 1,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "PYTHONPATH": _repo_pythonpath()}}
-                 if address else None)
+        if address:
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 1,
+                         runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "PYTHONPATH": _repo_pythonpath()}})
+            except ConnectionError as exc:
+                raise UserError(f"--address {address}: could not join the Ray cluster there ({exc})") from None
+        else:
+            start_private_ray(log_to_driver=verbose > 1)
         started_ray = True
     try:
+        if stop_signal is not None and stop_signal.received:
+            raise InterruptedBeforeTraining(stop_signal.received)
         _register_envs()
         config = build_ppo_config(resolved)
+        _use_user_error_env_runner(config)
         callbacks: list[type] = []
         if restore_path is not None:
             callbacks.append(make_restore_callback(restore_path))  # first: the others see restored counters
@@ -178,22 +259,38 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         if state_log:
             callbacks.append(make_state_log_callback(state_log_dir))
         config.callbacks(callbacks_class=callbacks)
-        tune_callbacks = []
+        from control.training.remote_user_error import UserErrorWatch
+
+        tune_callbacks: list[Any] = [UserErrorWatch()]
+        if config_to_write is not None:
+            tune_callbacks.append(ConfigOnFirstResult(folder, config_to_write))
         if verbose == 1:
             from control.integration.callbacks.progress_line import IterationLineCallback
 
             tune_callbacks.append(IterationLineCallback())
         if mlflow_uri:
-            tune_callbacks.append(_mlflow_callback(mlflow_uri, mlflow_experiment, folder, resolved.to_dict(),
-                                                   command_line or [], mlflow_checkpoints,
+            tune_callbacks.append(_mlflow_callback(mlflow_uri, mlflow_experiment, folder, redact_mapping(resolved.to_dict()),
+                                                   redact_argv(command_line or []), mlflow_checkpoints,
                                                    state_log_dir if state_log else None))
+        if stop_signal is not None and stop_signal.received:
+            raise InterruptedBeforeTraining(stop_signal.received)
         return run_tune(config, run_folder=folder, stop=resolved.stop,
                         checkpoint_frequency=resolved.checkpoint["frequency"],
                         checkpoint_num_to_keep=resolved.checkpoint["num_to_keep"],
-                        tune_callbacks=tune_callbacks, verbose=2 if verbose == 2 else 0)
+                        tune_callbacks=tune_callbacks, verbose=2 if verbose == 2 else 0, stop_signal=stop_signal)
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _use_user_error_env_runner(config: Any) -> None:
+    """RLlib's default env runner, but a project error in it ends the run instead of restarting it forever."""
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    from control.training.remote_user_error import UserErrorEnvRunner
+
+    if config.env_runner_cls in (None, SingleAgentEnvRunner):
+        config.env_runners(env_runner_cls=UserErrorEnvRunner)
 
 
 def _register_envs() -> None:

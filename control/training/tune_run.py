@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ray.tune import Callback
+
 from control.errors import UserError
+from control.redact import redact_mapping
+from control.training.error_cause import find_user_error
 from control.training.stop import RunStopper, StopConditions
+from control.training.stop_signal import StopSignal
 
 logger = logging.getLogger(__name__)
 
@@ -27,39 +30,28 @@ class TrainOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-class StopSignal:
-    """First SIGINT/SIGTERM: finish the iteration, checkpoint, stop. Second: abort at once."""
+class InterruptedBeforeTraining(Exception):
+    """A stop signal arrived before the first iteration: there is nothing to checkpoint."""
 
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
 
-    def install(self) -> None:
-        """Take over SIGINT and SIGTERM (main thread only; elsewhere Tune's defaults stay)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._handle)
+class ConfigOnFirstResult(Callback):
+    """Tune callback: write the run's config.yaml once this start has trained (so built and restored) once.
 
-    def uninstall(self) -> None:
-        """Give the signals back to whoever had them."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+    A restore that fails to build, or to load its checkpoint, leaves the earlier config.yaml as it was.
+    """
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles the stopper with its experiment state; the saved handlers (Tune's own
-        # SIGINT handler among them) hold locks that cannot be pickled and mean nothing elsewhere.
-        return {"received": self.received, "_previous": {}}
+    def __init__(self, run_folder: Path, resolved_config: dict[str, Any]):
+        self.run_folder = Path(run_folder)
+        self.resolved_config = redact_mapping(resolved_config)  # Tune pickles its callbacks: no secrets in them
+        self.written = False
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:
-            self.uninstall()
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting without a checkpoint")
-        self.received = signal.Signals(signum).name
-        print(f"\n{self.received} received: finishing this iteration, saving a checkpoint, then stopping "
-              "(send it again to abort at once)", flush=True)
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any) -> None:
+        """Write config.yaml at the first result (the earlier one is kept as config.prev.yaml)."""
+        if not self.written:
+            from control.training.run_folder import write_config
+
+            write_config(self.run_folder, self.resolved_config)
+            self.written = True
 
 
 class SignalAwareStopper(RunStopper):
@@ -88,11 +80,15 @@ def next_experiment_name(run_folder: Path) -> str:
 
 def run_tune(algo_config: Any, *, run_folder: Path, stop: StopConditions, checkpoint_frequency: int,
              checkpoint_num_to_keep: int, tune_callbacks: list[Any] | None = None,
-             verbose: int = 1) -> TrainOutcome:
-    """Train `algo_config` (a PPOConfig) with Tune into run_folder/train_<n>/ until a stop condition."""
+             verbose: int = 1, stop_signal: StopSignal | None = None) -> TrainOutcome:
+    """Train `algo_config` (a PPOConfig) with Tune into run_folder/train_<n>/ until a stop condition.
+
+    stop_signal: an installed StopSignal (the CLI installs one first thing); one is made here otherwise.
+    """
     from ray import tune
 
-    stop_signal = StopSignal()
+    own_signal = stop_signal is None
+    stop_signal = stop_signal or StopSignal()
     stopper = SignalAwareStopper(stop, stop_signal)
     run_config = tune.RunConfig(
         name=next_experiment_name(run_folder),
@@ -110,17 +106,22 @@ def run_tune(algo_config: Any, *, run_folder: Path, stop: StopConditions, checkp
     # Our handler replaces Tune's: Tune's own stops without a trial checkpoint.
     previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    stop_signal.install()
+    if own_signal:
+        stop_signal.install()
     try:
         results = tuner.fit()
     finally:
-        stop_signal.uninstall()
+        if own_signal:
+            stop_signal.uninstall()
         if previous is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
     result = results[0]
     if result.error is not None:
+        found = find_user_error(result.error)  # the project's own error, wherever in Ray it was raised
+        if found is not None:
+            raise found from None
         raise UserError(f"training failed: {_first_line(result.error)} (full log under {result.path})")
     metrics = result.metrics or {}
     checkpoint = Path(result.checkpoint.path) if result.checkpoint is not None else None
