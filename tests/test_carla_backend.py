@@ -406,3 +406,12 @@ def test_real_daemon_going_away_mid_run_is_bounded_restarts_then_one_line(real_d
     finally:
         proxy.stop()
         remove_labelled(client)
+
+
+def test_the_backend_declares_the_limits_the_env_reads():
+    from control.sim.base import SingleCarBatch
+
+    sim = make_sim(control_hz=30.0)
+    assert sim.limits.control_hz == 30.0 == sim.control_hz  # the rate it ticks at is the rate it declares
+    assert SingleCarBatch(sim).limits is sim.limits  # what the env (a batch of one) reads
+    assert make_sim().limits == backend_mod.CARLA_LIMITS and backend_mod.CARLA_LIMITS.control_hz == 15.0

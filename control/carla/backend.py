@@ -25,6 +25,7 @@ None for a route that has not been built yet.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import importlib
 import logging
 import math
@@ -40,7 +41,7 @@ import numpy as np
 from control.carla.config import validate_carla_config
 from control.carla.server import CarlaServerError, carla_probe, server_for_runner
 from control.errors import ConfigError, UserError, did_you_mean
-from control.sim.base import Pose, SimulatorBackend, SimulatorError, VehicleState
+from control.sim.base import DEEPRACER_LIMITS, Pose, SimulatorBackend, SimulatorError, VehicleLimits, VehicleState
 from control.track.track import Track
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ _WHEEL_X_FRACTION = 0.62
 # The car's limits as this backend declares them (read by the env, never repeated as literals elsewhere).
 CONTROL_RATE_HZ = 15.0  # control steps per simulated second (DeepRacer's rate)
 DEFAULT_MAX_STEER_DEG = 70.0  # front-wheel angle at steer = 1 when the vehicle physics do not say (CARLA's default)
+# What the env reads of this car (speed and steering scales, control rate): the CARLA car is driven in
+# DeepRacer's command envelope, so a policy trained on the built-in simulator commands and observes the
+# same ranges here. The chassis figures are not read for CARLA: wheel positions come from the vehicle's
+# bounding box and the steer scale from its physics (DEFAULT_MAX_STEER_DEG when it says nothing).
+CARLA_LIMITS = dataclasses.replace(DEEPRACER_LIMITS, control_hz=CONTROL_RATE_HZ)
 
 _LIVE_SIMULATORS: "weakref.WeakSet[CarlaSimulator]" = weakref.WeakSet()
 
@@ -156,6 +162,7 @@ class CarlaSimulator(SimulatorBackend):
                  vector_index: int = 0, probe: Any = None) -> None:
         self.cfg = validate_carla_config(carla_config)
         self.control_hz = float(control_hz)
+        self.limits: VehicleLimits = dataclasses.replace(CARLA_LIMITS, control_hz=self.control_hz)
         self.carla = carla_module if carla_module is not None else import_carla(self.cfg)
         self.server = server_for_runner(self.cfg, run_name=run_name, runner_index=runner_index,
                                         is_evaluation=is_evaluation, vector_index=vector_index,
