@@ -388,3 +388,27 @@ def test_real_daemon_a_restarted_runner_replaces_its_predecessors_container_with
         assert client.containers.list(all=True, filters={"id": dead_runner.container.id}) == []
     finally:
         successor.close()
+
+
+def test_real_daemon_a_server_answering_in_place_of_our_container_is_refused(real_docker):
+    # Someone starts listening on the RPC port right after our launch, while the stand-in still waits its 1 s
+    # before listening: the port answers, our container runs, but the answer is not from our container.
+    client, image = real_docker
+    cfg = launch_cfg(image=image, gpu=None, port=free_base_port())
+    squatter = []
+
+    def probe_after_someone_took_the_port(host, port, timeout_s):
+        if not squatter:
+            squatter.append(listening_on(port))
+            squatter[0].__enter__()
+        return tcp_probe(host, port, timeout_s)
+
+    srv = server_for_runner(cfg, run_name="pytest-standin", runner_index=3, is_evaluation=False,
+                            probe=probe_after_someone_took_the_port, docker_client=client)
+    try:
+        with pytest.raises(PortInUseError, match="answers from a process outside the container we launched"):
+            srv.start()
+    finally:
+        if squatter:
+            squatter[0].__exit__(None, None, None)
+        srv.close()

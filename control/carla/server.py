@@ -7,7 +7,8 @@ cleaning up, when the same run and slot launch again. Nothing is ever killed by 
 
 Launch mode never drives a server it did not start: before a container is launched (or a dead
 one of ours restarted) the slot's derived ports must be free, else PortInUseError names the port;
-after launch, a port that answers while our container is not running is the same error. A Docker
+after launch, the RPC port must answer from our running container (its process, where /proc
+shows the listener's owner), else the same error. A Docker
 daemon that stops answering (DockerException, requests' ConnectionError, APIError) turns into
 CarlaServerError, which the backend handles like a dead server: bounded restarts, then one line.
 """
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from control.carla.port_owner import container_owns_port
 from control.carla.ports import ServerEndpoint, endpoint_for_runner
 from control.errors import ConfigError
 
@@ -261,12 +263,25 @@ class DockerServer:
             name, port = busy[0]
             raise port_in_use_error(self.endpoint, name, port)
 
+    def _container_pids(self) -> list[int]:
+        """Host PIDs of the container's processes (as `docker top` reports them)."""
+        try:
+            top = self.container.top()
+        except _docker_unreachable_errors() as exc:
+            raise self._daemon_error("listing the container's processes", exc) from None
+        column = top["Titles"].index("PID")
+        return [int(row[column]) for row in top["Processes"]]
+
     def _confirm_ours(self) -> None:
         """After the RPC port answered: it must be our running container answering, not someone else."""
         why_dead = self._why_dead()
         if why_dead:
             raise port_in_use_error(self.endpoint, "RPC", self.endpoint.rpc_port,
                                     f"answers although the container we launched is not running ({why_dead})")
+        # Where /proc shows it (same host and PID namespace), the listener must be one of the container's processes.
+        if container_owns_port(self.endpoint.rpc_port, self.container.id, self._container_pids()) is False:
+            raise port_in_use_error(self.endpoint, "RPC", self.endpoint.rpc_port,
+                                    f"answers from a process outside the container we launched ({self.container.name})")
 
     def start(self) -> None:
         """Launch the container (removing this slot's leftovers first) and wait until it answers."""

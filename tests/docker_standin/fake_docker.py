@@ -50,6 +50,11 @@ class FakeContainer:
     def reload(self) -> None:
         self._check()
 
+    def top(self) -> dict[str, Any]:
+        """As `docker top`: a fake container has no host process."""
+        self._check()
+        return {"Titles": ["UID", "PID", "CMD"], "Processes": []}
+
     def logs(self, tail: int = 10) -> bytes:
         self._check()
         return b"fake CARLA server\n"
