@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from control.training.checkpoints import is_algorithm_checkpoint, latest_checkpoint
+from control.training.checkpoints import is_algorithm_checkpoint, is_complete_checkpoint, latest_checkpoint
 from control.training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,3 +107,72 @@ def test_help_lists_the_documented_flags():
                  "--stop_progress", "--restore", "--state_log", "--mlflow_uri", "--address", "--num_env_runners",
                  "--seed", "--set", "--results_dir"):
         assert flag in out.stdout, flag
+
+
+def _start_in_own_group(args: list[str]) -> subprocess.Popen:
+    """ppo_train.py in its own process group and session, as a job under `timeout`, systemd, Slurm or Kubernetes."""
+    return subprocess.Popen([PYTHON, "ppo_train.py", *args], cwd=REPO, env={**env_vars(), "RAY_ADDRESS": "local"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The output of a process that must end by itself within timeout_s (killed with its group otherwise)."""
+    try:
+        output, _ = proc.communicate(timeout=timeout_s)
+        return output
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group this test made: only what it started
+            proc.wait()
+
+
+def _wait_for_line(proc: subprocess.Popen, text: str, deadline_s: float) -> list[str]:
+    """Read the process's output until a line holds `text`; returns the lines read."""
+    lines: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    for line in proc.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+        assert time.monotonic() < deadline, "".join(lines)
+    raise AssertionError("ppo_train.py ended before printing " + repr(text) + ":\n" + "".join(lines))
+
+
+@pytest.mark.ray
+def test_sigterm_to_the_process_group_mid_training_ends_with_a_restorable_checkpoint(tmp_path):
+    proc = _start_in_own_group([VLIDAR, "-n", "term", "--results_dir", str(tmp_path), "--stop_iteration", "100000",
+                                *TINY])
+    folder = tmp_path / "term"
+    try:
+        deadline = time.monotonic() + 240
+        while iterations_done(folder) < 2:
+            assert proc.poll() is None, f"ppo_train.py exited early:\n{proc.stdout.read()}"
+            assert time.monotonic() < deadline, "training did not start in time"
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)  # every process of the group, as `timeout` and Kubernetes do
+    finally:
+        output = _finish(proc, timeout_s=180)
+    assert proc.returncode == 0, output
+    assert "SIGTERM received" in output and "checkpoint:" in output
+    checkpoint = latest_checkpoint(folder, announce=False)
+    assert is_complete_checkpoint(checkpoint)
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    module = RLModule.from_checkpoint(checkpoint / "learner_group/learner/rl_module/default_policy")
+    assert module is not None  # the weights load: the checkpoint is usable, not only present
+
+
+@pytest.mark.ray
+def test_sigterm_to_the_process_group_during_start_up_leaves_no_run_folder(tmp_path):
+    proc = _start_in_own_group([VLIDAR, "-n", "early", "--results_dir", str(tmp_path), "--stop_iteration", "5",
+                                *TINY])
+    try:
+        _wait_for_line(proc, "stops at:", deadline_s=120)  # the run folder exists, Ray is starting
+        os.killpg(proc.pid, signal.SIGTERM)
+    finally:
+        output = _finish(proc, timeout_s=180)
+    assert proc.returncode == 0, output
+    if "before training started" in output:
+        assert not (tmp_path / "early").exists(), output  # the NAME is free again
+    else:  # the signal landed after Tune had started: one iteration, then a checkpoint
+        assert is_complete_checkpoint(latest_checkpoint(tmp_path / "early", announce=False)), output

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any = None) -> Any:
     """Resolve the config from the flags, then train() it; None when a stop signal came before training."""
     from control.training import run_folder as rf
-    from control.training.config_loader import apply_overrides, load_config_file, resolve_config
+    from control.training.config_loader import apply_overrides, load_config_file, resolve_config, validate_ppo_config
     from control.training.stop import parse_duration_s
 
     if args.config_pos and args.config_opt and args.config_pos != args.config_opt:
@@ -145,6 +145,7 @@ def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any 
     resolved = resolve_config(raw, where=str(config_path))
     for notice in resolved.notices:
         print(f"config: {notice}", file=sys.stderr)
+    validate_ppo_config(resolved, where=str(config_path))  # types, ranges, RLlib's validate(): before Ray starts
 
     recorded = resolved.to_dict()
     # config.yaml keeps the file's own stop: a restore without stop flags runs to it; flags are in command.txt.
@@ -245,6 +246,8 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         else:
             start_private_ray(log_to_driver=verbose > 1)
         started_ray = True
+    if stop_signal is not None:
+        stop_signal.reinstall()  # ray.init replaced our SIGTERM handler with one that aborts (logging.cc)
     try:
         if stop_signal is not None and stop_signal.received:
             raise InterruptedBeforeTraining(stop_signal.received)

@@ -25,6 +25,13 @@ class StopSignal:
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._handle)
 
+    def reinstall(self) -> None:
+        """Take the signals back after ray.init: Ray's core worker installs a SIGTERM handler that aborts the driver."""
+        if threading.current_thread() is not threading.main_thread() or not self._previous:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
     def uninstall(self) -> None:
         """Give the signals back to whoever had them."""
         for sig, handler in self._previous.items():
