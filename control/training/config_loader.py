@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from control.errors import ConfigError, did_you_mean, unknown_key_error
+from control.errors import ConfigError, UserError, did_you_mean, unknown_key_error
 from control.training.legacy_keys import (
     CHECKPOINT_KEYS,
     IGNORED_KEYS,
@@ -28,7 +28,9 @@ from control.training.legacy_keys import (
     RENAMED_KEYS,
     RESTRICTED_KEYS,
 )
+from control.training.setting_rules import check_settings
 from control.training.stop import StopConditions, stop_conditions_from
+from control.training.user_paths import resolve_env_config_paths
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +70,31 @@ def parse_yaml(text: str, where: str) -> Any:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict; raises ConfigError when missing or not a mapping."""
+    """Read a YAML config file into a dict; one-line ConfigError for anything but a YAML mapping in text."""
     path = Path(path)
+    example = "expected a YAML file such as resources/configs/ppo_vlidar_config.yaml"
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a directory; {example}")
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist; expected a YAML file such as "
-                          "resources/configs/ppo_vlidar_config.yaml")
-    data = parse_yaml(path.read_text(), str(path))
+        raise ConfigError(f"config file '{path}' does not exist; {example}")
+    try:
+        data_bytes = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file '{path}' cannot be read ({exc.strerror or exc}); {example}") from None
+    if b"\0" in data_bytes:
+        # YAML text never holds NUL: this is a checkpoint, an archive, an image, ...
+        raise ConfigError(f"config file '{path}' is binary, not YAML text; {example}")
+    try:
+        text = data_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text (byte 0x{data_bytes[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8") from None
+    data = parse_yaml(text, str(path))
     if data is None:
-        return {}
+        raise ConfigError(f"config file '{path}' is empty (no settings); {example}")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+        raise ConfigError(f"config file '{path}' must hold a mapping of settings (key: value lines), "
+                          f"not a {type(data).__name__}")
     return data
 
 
@@ -161,8 +178,12 @@ def model_field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(DefaultModelConfig))
 
 
-def resolve_config(raw: dict[str, Any], where: str = "config") -> ResolvedConfig:
-    """Map a flat RLlib-style dict to current names; notices for renamed/ignored keys, errors otherwise."""
+def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path | None = None) -> ResolvedConfig:
+    """Map a flat RLlib-style dict to current names; notices for renamed/ignored keys, errors otherwise.
+
+    User file paths (reward .py, track .npy, CARLA files) become absolute against `launch_dir`
+    (default: the current directory, where the command was started).
+    """
     raw = copy.deepcopy(raw)
     notices: list[str] = []
     valid_top = sorted(current_setting_names() | set(RENAMED_KEYS) | set(IGNORED_KEYS)
@@ -233,8 +254,12 @@ def resolve_config(raw: dict[str, Any], where: str = "config") -> ResolvedConfig
 
     model_config = _resolve_model(model_raw, model_config, notices, where)
     _check_kl(settings, notices)
-    env, env_config = _resolve_env(raw, where)
+    env, env_config = _resolve_env(raw, where, launch_dir)
     _check_evaluation(settings, notices, where)
+    if env.startswith(RACING_ENV_PREFIX) and isinstance((settings.get("evaluation_config") or {}).get("env_config"), dict):
+        # Evaluation runners also run in Tune's trial directory: their track/reward paths too.
+        eval_cfg = settings["evaluation_config"]
+        eval_cfg["env_config"] = resolve_env_config_paths(eval_cfg["env_config"], launch_dir)
     stop = stop_conditions_from(raw.get("stop"), f"{where}: stop")
     checkpoint = _resolve_checkpoint(raw.get("checkpoint"), f"{where}: checkpoint")
     for notice in notices:
@@ -316,8 +341,8 @@ def _check_evaluation(settings: dict[str, Any], notices: list[str], where: str) 
     settings["evaluation_config"] = eval_cfg
 
 
-def _resolve_env(raw: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
-    """The env name (registered with gymnasium/RLlib) and its validated env_config."""
+def _resolve_env(raw: dict[str, Any], where: str, launch_dir: Path | None) -> tuple[str, dict[str, Any]]:
+    """The env name (registered with gymnasium/RLlib) and its validated env_config (absolute file paths)."""
     import gymnasium as gym
 
     import control  # noqa: F401 - registers the racing envs
@@ -334,7 +359,7 @@ def _resolve_env(raw: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
             raise ConfigError(f"{where}: unknown env '{env}'{did_you_mean(env, racing)}; registered: {', '.join(racing)}")
         from control.env.config import validate_env_config
 
-        env_config = validate_env_config(env_config)
+        env_config = validate_env_config(resolve_env_config_paths(env_config, launch_dir))
     return env, dict(env_config)
 
 
@@ -377,8 +402,40 @@ def build_ppo_config(resolved: ResolvedConfig) -> Any:
     return config
 
 
+# RLlib ends each validation message with this advice; the one-line form drops it.
+_RLLIB_SUPPRESS_HINT = re.compile(r"\s*To suppress all validation errors.*$", re.S)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, without RLlib's 'to suppress ...' advice."""
+    return " ".join(_RLLIB_SUPPRESS_HINT.sub("", str(exc)).split()) or type(exc).__name__
+
+
+def validate_ppo_config(resolved: ResolvedConfig, where: str = "config") -> None:
+    """Types and ranges of every setting, then RLlib's own AlgorithmConfig.validate(); one-line ConfigError.
+
+    Needs no Ray: run it before ray.init so that a bad value costs no cluster start-up.
+    """
+    check_settings(resolved.settings, resolved.model_config, where)
+    try:
+        config = build_ppo_config(resolved)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: the settings do not make a PPO config: {_one_line(exc)}") from None
+    batch = config.train_batch_size_per_learner
+    if config.minibatch_size is not None and batch is not None and config.minibatch_size > batch:
+        raise ConfigError(f"{where}: minibatch_size must be <= the train batch size ({batch} steps: "
+                          f"train_batch_size / train_batch_size_per_learner) (got {config.minibatch_size})")
+    try:
+        config.validate()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: RLlib rejects the settings: {_one_line(exc)}") from None
+
+
 def load_ppo_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Any, ResolvedConfig]:
-    """Config file (+ --set overrides) -> (PPOConfig, ResolvedConfig)."""
+    """Config file (+ --set overrides) -> (PPOConfig, ResolvedConfig), validated as ppo_train.py does."""
     raw = apply_overrides(load_config_file(path), overrides or [])
     resolved = resolve_config(raw, where=str(path))
+    validate_ppo_config(resolved, where=str(path))
     return build_ppo_config(resolved), resolved

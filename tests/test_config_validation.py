@@ -1,0 +1,172 @@
+"""Config values are checked before Ray starts (types, ranges, RLlib's own validate()), and a config file
+that is not YAML text is a one-line error: what a user sees instead of a traceback or a silent training.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from control.errors import ConfigError
+from control.training.cli import main
+from control.training.config_loader import apply_overrides, load_config_file, resolve_config, validate_ppo_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "resources" / "configs"
+VLIDAR = CONFIGS / "ppo_vlidar_config.yaml"
+WHERE = "config.yaml"
+
+
+def validate(*overrides: str) -> None:
+    """validate_ppo_config on the vlidar config with --set style overrides."""
+    resolved = resolve_config(apply_overrides(load_config_file(VLIDAR), list(overrides)), where=WHERE)
+    validate_ppo_config(resolved, where=WHERE)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_shipped_configs_pass_validation(name):
+    path = CONFIGS / name
+    validate_ppo_config(resolve_config(load_config_file(path), where=name), where=name)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("lr=fast", "lr must be a number > 0 or a schedule"),
+    ("lr=-1e-4", "lr must be a number > 0"),
+    ("lr=0", "lr must be a number > 0"),
+    ("lr=true", "lr must be a number > 0"),  # a bool is not a number
+    ("lr=.nan", "lr must be a number > 0"),
+    ("lr=[[0, 1e-3]]", "lr must be a number > 0 or a schedule"),  # RLlib needs two or more points
+    ("lr=[[100, 1e-3], [0, 1e-4]]", "lr must be a number > 0 or a schedule"),
+    ("gamma=0", "gamma must be a number in (0, 1]"),
+    ("gamma=1.5", "gamma must be a number in (0, 1]"),
+    ("lambda_=-0.1", "lambda_ must be a number in [0, 1]"),
+    ("lambda=1.1", "lambda_ must be a number in [0, 1]"),  # the old name, checked under the current one
+    ("train_batch_size=-5", "train_batch_size must be a whole number >= 1"),
+    ("train_batch_size=100.5", "train_batch_size must be a whole number >= 1"),
+    ("minibatch_size=0", "minibatch_size must be a whole number >= 1"),
+    ("minibatch_size=8000", "minibatch_size must be <= the train batch size (4000 steps"),
+    ("num_epochs=0", "num_epochs must be a whole number >= 1"),
+    ("num_sgd_iter=0", "num_epochs must be a whole number >= 1"),
+    ("clip_param=-0.2", "clip_param must be a number > 0"),
+    ("vf_clip_param=0", "vf_clip_param must be a number > 0"),
+    ("entropy_coeff=-0.01", "entropy_coeff must be a number >= 0"),
+    ("entropy_coeff=[[0, 0.01], [1000, -1]]", "entropy_coeff must be a number >= 0"),
+    ("grad_clip=0", "grad_clip must be a number > 0 or null"),
+    ("kl_target=0", "kl_target must be a number > 0"),
+    ("use_gae=yes please", "use_gae must be true or false"),
+    ("num_env_runners=-1", "num_env_runners must be a whole number >= 0"),
+    ("num_envs_per_env_runner=0", "num_envs_per_env_runner must be a whole number >= 1"),
+    ("rollout_fragment_length=0", "rollout_fragment_length must be a whole number >= 1 or 'auto'"),  # RLlib hangs
+    ("rollout_fragment_length=soon", "rollout_fragment_length must be a whole number >= 1 or 'auto'"),
+    ("batch_mode=whole_episodes", "batch_mode must be one of truncate_episodes, complete_episodes"),
+    ("evaluation_interval=-1", "evaluation_interval must be a whole number >= 0 or null"),
+    ("evaluation_duration_unit=laps", "evaluation_duration_unit must be one of episodes, timesteps"),
+    ("model.fcnet_hiddens=[64, 0]", "model.fcnet_hiddens must be a list of positive whole numbers"),
+    ("model.fcnet_hiddens=64", "model.fcnet_hiddens must be a list of positive whole numbers"),
+    ("model.fcnet_activation=sigmoidish", "model.fcnet_activation must be an activation name"),
+    ("model.conv_filters=[[16, 8]]", "model.conv_filters must be null or a list of [out_channels, kernel, stride]"),
+    ("model.conv_filters=[[16, [8, 8], 0]]", "model.conv_filters must be null or a list of [out_channels, kernel, stride]"),
+    ("model.vf_share_layers=maybe", "model.vf_share_layers must be true or false"),
+])
+def test_bad_value_is_a_one_line_error_naming_the_setting(assignment, message):
+    with pytest.raises(ConfigError) as err:
+        validate(assignment)
+    text = str(err.value)
+    assert text.startswith(f"{WHERE}: {message}"), text
+    assert "\n" not in text and "(got " in text
+
+
+@pytest.mark.parametrize("assignment", [
+    "lr=[[0, 3e-4], [1000000, 1e-5]]", "entropy_coeff=[[0, 0.01], [500000, 0.001]]", "grad_clip=null",
+    "gamma=1", "lambda_=0", "rollout_fragment_length=500", "evaluation_interval=null", "model.conv_filters=null",
+    "model.fcnet_activation=linear", "model.conv_filters=[[16, 8, 4, valid]]", "seed=7",
+])
+def test_good_values_pass(assignment):
+    validate(assignment)
+
+
+def test_rllib_own_validation_runs_and_is_one_line():
+    # 8 envs x 300 steps cannot make a 4000-step batch: only RLlib's validate() knows that rule.
+    with pytest.raises(ConfigError) as err:
+        validate("rollout_fragment_length=300")
+    text = str(err.value)
+    assert text.startswith(f"{WHERE}: RLlib rejects the settings: ") and "rollout_fragment_length" in text
+    assert "\n" not in text and "To suppress" not in text
+
+
+def test_validation_needs_no_ray():
+    import ray
+
+    validate()
+    assert not ray.is_initialized()
+
+
+def test_cli_bad_value_exits_2_with_one_line_and_leaves_no_run_folder(tmp_path, capsys):
+    status = main([str(VLIDAR), "-n", "bad", "--results_dir", str(tmp_path), "--set", "lr=fast", "-v", "0"])
+    err = capsys.readouterr().err
+    assert status == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {VLIDAR}: lr must be a number > 0 or a schedule [[0, v0], [timestep, v], ...] "
+                      "with increasing timesteps (got 'fast')"], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "bad").exists()  # rejected before the run folder (and Ray) were made
+
+
+# --- config files that are not YAML text ---
+
+def load_error(path: Path) -> str:
+    """The one-line message load_config_file raises for `path`."""
+    with pytest.raises(ConfigError) as err:
+        load_config_file(path)
+    text = str(err.value)
+    assert "\n" not in text
+    assert str(path) in text
+    return text
+
+
+def test_binary_file_is_a_one_line_error():
+    # A user passing a track file where the config goes.
+    assert "is binary, not YAML text" in load_error(REPO / "resources" / "tracks" / "oval.npy")
+
+
+def test_non_utf8_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# réglages\nlr: 1.0e-4\n".encode("latin-1"))
+    assert "is not UTF-8 text (byte 0xe9 at offset 3)" in load_error(path)
+
+
+def test_utf8_with_bom_loads(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfenv: RacerVLidar-v0\n")
+    assert load_config_file(path) == {"env": "RacerVLidar-v0"}
+
+
+def test_directory_is_a_one_line_error(tmp_path):
+    assert "is a directory" in load_error(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_file_is_a_one_line_error(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    assert "is empty" in load_error(path)
+
+
+@pytest.mark.parametrize("text, kind", [("- lr\n- gamma\n", "list"), ("just words\n", "str"), ("42\n", "int")])
+def test_yaml_that_is_not_a_mapping_is_a_one_line_error(tmp_path, text, kind):
+    path = tmp_path / "notmap.yaml"
+    path.write_text(text)
+    assert f"must hold a mapping of settings (key: value lines), not a {kind}" in load_error(path)
+
+
+def test_bad_yaml_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("lr: [1, 2\ngamma: 0.99\n")
+    assert "bad YAML" in load_error(path)
+
+
+def test_cli_binary_config_exits_2_without_a_traceback(tmp_path, capsys):
+    track = REPO / "resources" / "tracks" / "oval.npy"
+    assert main([str(track), "-n", "bin", "--results_dir", str(tmp_path), "-v", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"error: config file '{track}' is binary" in err
