@@ -18,7 +18,8 @@ def ray_session():
     torch.set_num_threads(1)
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        # address="local": always a private instance, never a cluster another process (`ray start`) left running.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     if started:
