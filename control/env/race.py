@@ -69,8 +69,10 @@ class RaceBatch:
 
     @property
     def limits(self):
-        """The backend's VehicleLimits (read by observations, rewards, render)."""
-        return self.sim.limits
+        """The backend's VehicleLimits (read by observations, rewards, render); known before the backend is built."""
+        if self.sim is not None:
+            return self.sim.limits
+        return SIMULATORS[self.config["simulator"]].limits(self.config)
 
     def groups_by_track(self, idx: np.ndarray) -> list[tuple[Track, np.ndarray]]:
         """(driving track, positions within idx) for each distinct track of cars idx: one group when all share one."""
@@ -92,6 +94,15 @@ class RaceBatch:
         if spec not in self._tracks:
             self._tracks[spec] = Track.load(spec)
         return self._tracks[spec]
+
+    def initial_track(self) -> Track:
+        """The track the config names first (procedural: the seed-0 track), without building a backend."""
+        spec = self.config["track"]
+        if spec == "procedural":
+            from control.track.generate import generate_track
+
+            return generate_track(seed=0, **self._procedural_kwargs())
+        return self._load_track(spec[0] if isinstance(spec, list) else spec)
 
     def _pick_track(self, rng: np.random.Generator) -> Track:
         spec = self.config["track"]

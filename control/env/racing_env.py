@@ -94,8 +94,8 @@ class RacingEnv(gym.Env):
 
     @property
     def track(self) -> Track | None:
-        """The track of the current episode (its waypoint order)."""
-        return self.race.tracks[0]
+        """The track of the current episode (its waypoint order); before the first reset, the config's first track."""
+        return self.race.tracks[0] or self.race.initial_track()
 
     @property
     def driving_track(self) -> Track | None:
@@ -113,9 +113,24 @@ class RacingEnv(gym.Env):
         return None if self.race.sim is None else self.race.states.car(0)
 
     @property
+    def limits(self) -> Any:
+        """The backend's VehicleLimits."""
+        return self.race.limits
+
+    @property
     def control_hz(self) -> float:
         """The backend's control rate."""
         return self.race.limits.control_hz
+
+    @property
+    def max_speed_mps(self) -> float:
+        """The car's top speed (the backend's VehicleLimits)."""
+        return self.race.limits.max_speed_mps
+
+    @property
+    def max_steering_rad(self) -> float:
+        """The car's steering lock (the backend's VehicleLimits)."""
+        return self.race.limits.max_steering_rad
 
     @property
     def trail(self) -> list[tuple[float, float, float]]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from control.sim.base import BatchedSimulator
+from control.sim.base import BatchedSimulator, VehicleLimits
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class SimulatorEntry:
 
     make: Callable[[SimulatorRequest], BatchedSimulator]
     batched: bool  # one instance steps many cars
+    limits: Callable[[dict[str, Any]], VehicleLimits]  # the car's limits from the env_config, without building the backend
 
 
 def _make_builtin(request: SimulatorRequest) -> BatchedSimulator:
@@ -60,7 +61,22 @@ def _make_carla(request: SimulatorRequest) -> BatchedSimulator:
     return SingleCarBatch(backend)
 
 
+def _builtin_limits(env_config: dict[str, Any]) -> VehicleLimits:
+    from control.sim.builtin import limits_from_config, resolve_builtin_config
+
+    return limits_from_config(resolve_builtin_config(env_config["builtin"]))
+
+
+def _carla_limits(env_config: dict[str, Any]) -> VehicleLimits:
+    import dataclasses
+
+    from control.carla.backend import CONTROL_RATE_HZ
+    from control.sim.base import DEEPRACER_LIMITS
+
+    return dataclasses.replace(DEEPRACER_LIMITS, control_hz=CONTROL_RATE_HZ)
+
+
 SIMULATORS: dict[str, SimulatorEntry] = {
-    "builtin": SimulatorEntry(_make_builtin, batched=True),
-    "carla": SimulatorEntry(_make_carla, batched=False),
+    "builtin": SimulatorEntry(_make_builtin, batched=True, limits=_builtin_limits),
+    "carla": SimulatorEntry(_make_carla, batched=False, limits=_carla_limits),
 }
