@@ -57,21 +57,19 @@ def read_results(run_folder: Path) -> list[dict[str, Any]]:
 def train_config(config: Path, results_dir: Path, name: str, *, progress_pct: float | None, cap_s: float,
                  max_iterations: int | None = None, overrides: list[str] | None = None,
                  seed: int | None = None) -> TrainingRun:
-    """Train `config` into results_dir/name with ppo_train.py's code; the config's own stop: is replaced."""
-    from control.training.cli import build_parser, train_from_args
+    """Train `config` into results_dir/name with ppo_train.py's own train(); the config's own stop: is replaced."""
+    from control.training.cli import resolve_training_config, train
 
-    argv = [str(config), "-n", name, "--results_dir", str(results_dir), "--overwrite", "-v", "0",
-            "--set", "stop={}", "--stop_duration", f"{max(1, round(cap_s))}s"]
+    stop: dict[str, Any] = {"duration": float(max(1, round(cap_s)))}
     if progress_pct is not None:
-        argv += ["--stop_progress", f"{progress_pct:g}"]
+        stop["progress"] = float(progress_pct)
     if max_iterations is not None:
-        argv += ["--stop_iteration", str(max_iterations)]
-    if seed is not None:
-        argv += ["--seed", str(seed)]
-    for assignment in overrides or []:
-        argv += ["--set", assignment]
+        stop["iteration"] = int(max_iterations)
     start_s = time.monotonic()
-    outcome = train_from_args(build_parser().parse_args(argv), argv)
+    resolved, recorded = resolve_training_config(config, name=name, overrides=["stop={}", *(overrides or [])],
+                                                 seed=seed, stop=stop)
+    outcome = train(resolved, results_dir=results_dir, name=name, overwrite=True, recorded_config=recorded,
+                    command_line=[str(config), "-n", name], verbose=0)
     wall_s = time.monotonic() - start_s
     folder = results_dir / name
     return TrainingRun(name=name, folder=folder, rows=read_results(folder), wall_s=wall_s,

@@ -91,10 +91,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def resolve_training_config(config_path: str | Path, *, name: str, overrides: list[str] | None = None,
+                            seed: int | None = None, stop: dict[str, Any] | None = None,
+                            checkpoint: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(resolved config, the config to record in config.yaml) for a config file, --set overrides and stop/seed settings.
+
+    stop / checkpoint override the file's `stop:` / `checkpoint:` keys (iteration, duration in s, timesteps,
+    progress; frequency, num_to_keep). The recorded config keeps the file's own stop: a restore without stop
+    flags runs to it (the flags are in command.txt). Validated before any Ray process starts.
+    """
+    from control.training.config_loader import apply_overrides, load_config_file, resolve_config, validate_ppo_config
+
+    overrides = list(overrides or [])
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    raw = apply_overrides(load_config_file(config_path), overrides)
+    if raw.get("env_config") is None:  # absent, or an empty `env_config:` in the YAML
+        raw["env_config"] = {}
+    env_config = raw["env_config"]
+    if isinstance(env_config, dict) and str(raw.get("env", "")).startswith("Racer"):
+        env_config["run_name"] = name
+        if seed is not None:
+            env_config["seed"] = seed
+    file_stop = dict(raw.get("stop") or {})
+    raw["stop"] = {**file_stop, **(stop or {})}
+    raw["checkpoint"] = {**dict(raw.get("checkpoint") or {}), **(checkpoint or {})}
+    resolved = resolve_config(raw, where=str(config_path))
+    for notice in resolved.notices:
+        print(f"config: {notice}", file=sys.stderr)
+    validate_ppo_config(resolved, where=str(config_path))  # types, ranges, RLlib's validate(): before Ray starts
+    recorded = resolved.to_dict()
+    recorded["stop"] = file_stop
+    return resolved, recorded
+
+
 def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any = None) -> Any:
     """Resolve the config from the flags, then train() it; None when a stop signal came before training."""
     from control.training import run_folder as rf
-    from control.training.config_loader import apply_overrides, load_config_file, resolve_config, validate_ppo_config
     from control.training.stop import parse_duration_s
 
     if args.config_pos and args.config_opt and args.config_pos != args.config_opt:
@@ -119,37 +152,13 @@ def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any 
     overrides = list(args.overrides)
     if args.num_env_runners is not None:
         overrides.append(f"num_env_runners={args.num_env_runners}")
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    raw = apply_overrides(load_config_file(config_path), overrides)
-    if raw.get("env_config") is None:  # absent, or an empty `env_config:` in the YAML
-        raw["env_config"] = {}
-    env_config = raw["env_config"]
-    if isinstance(env_config, dict) and str(raw.get("env", "")).startswith("Racer"):
-        env_config["run_name"] = name
-        if args.seed is not None:
-            env_config["seed"] = args.seed
-    stop_section = dict(raw.get("stop") or {})
-    file_stop = dict(stop_section)
-    for key, value in (("iteration", args.stop_iteration), ("duration", stop_duration_s),
-                       ("timesteps", args.stop_timesteps), ("progress", args.stop_progress)):
-        if value is not None:
-            stop_section[key] = value
-    raw["stop"] = stop_section
-    checkpoint_section = dict(raw.get("checkpoint") or {})
-    if args.checkpoint_frequency is not None:
-        checkpoint_section["frequency"] = args.checkpoint_frequency
-    if args.checkpoint_num_to_keep is not None:
-        checkpoint_section["num_to_keep"] = args.checkpoint_num_to_keep
-    raw["checkpoint"] = checkpoint_section
-    resolved = resolve_config(raw, where=str(config_path))
-    for notice in resolved.notices:
-        print(f"config: {notice}", file=sys.stderr)
-    validate_ppo_config(resolved, where=str(config_path))  # types, ranges, RLlib's validate(): before Ray starts
-
-    recorded = resolved.to_dict()
-    # config.yaml keeps the file's own stop: a restore without stop flags runs to it; flags are in command.txt.
-    recorded["stop"] = file_stop
+    stop = {key: value for key, value in (("iteration", args.stop_iteration), ("duration", stop_duration_s),
+                                          ("timesteps", args.stop_timesteps), ("progress", args.stop_progress))
+            if value is not None}
+    checkpoint = {key: value for key, value in (("frequency", args.checkpoint_frequency),
+                                                ("num_to_keep", args.checkpoint_num_to_keep)) if value is not None}
+    resolved, recorded = resolve_training_config(config_path, name=name, overrides=overrides, seed=args.seed,
+                                                 stop=stop, checkpoint=checkpoint)
     return train(resolved, results_dir=results_dir, name=name, restore=args.restore, overwrite=args.overwrite,
                  recorded_config=recorded, address=args.address, state_log=args.state_log,
                  mlflow_uri=args.mlflow_uri, mlflow_experiment=args.mlflow_experiment or Path(str(config_path)).stem,
