@@ -62,4 +62,4 @@ def test_a_restore_that_trains_writes_its_config_and_keeps_the_earlier_one(two_i
     assert rc == 0, capsys.readouterr().err
     assert "lr: 0.000123" in (folder / "config.yaml").read_text()
     assert (folder / "config.prev.yaml").read_text() == before
-    assert "(iteration 2), the newest complete one" in capsys.readouterr().err  # says which checkpoint it used
+    assert "(iteration 2), the newest complete one" in capsys.readouterr().out  # says which checkpoint it used

@@ -107,7 +107,7 @@ def latest_checkpoint(run_folder: str | Path, *, announce: bool = True) -> Path:
         if not missing:
             if announce:
                 print(f"checkpoint: using {checkpoint} (iteration {checkpoint_iteration(checkpoint)}), "
-                      "the newest complete one", file=sys.stderr)
+                      "the newest complete one")  # information, not a warning: stdout
             return checkpoint
         print(f"warning: skipping incomplete checkpoint {checkpoint}: missing {', '.join(missing)}", file=sys.stderr)
     raise CheckpointError(f"no complete checkpoint under {run_folder}: train it first (make train NAME=...) "
