@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import os
 import pickle
 import signal
@@ -159,8 +160,9 @@ def lifetime_steps(row: dict[str, Any]) -> int:
 
 
 def iteration_steps(row: dict[str, Any]) -> int:
-    """Env steps sampled in this row's iteration."""
-    return int(row["env_runners"]["num_env_steps_sampled"])
+    """Env steps sampled in this row's iteration (0 when RLlib reports none: NaN while no runner is healthy)."""
+    value = (row.get("env_runners") or {}).get("num_env_steps_sampled")
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0
 
 
 def rows_done(run_folder: Path) -> int:
