@@ -9,8 +9,7 @@ from control.bench import cli, env_bench
 from control.bench.env_bench import EnvBenchResult, EnvSpec, measure_env
 from control.env.racing_env import RacingEnv
 from control.errors import UserError
-from control.sim.builtin import resolve_builtin_config
-from control.track.lap_time import reference_for_sim_config
+from control.sim.lap_time import reference_for_env_config
 from control.track.track import Track, bundled_track_names
 
 
@@ -64,7 +63,7 @@ def test_lap_time_rows_cover_every_bundled_track():
     rows = env_bench.lap_time_rows()
     assert [r.track for r in rows] == bundled_track_names()
     for row in rows:
-        ref = reference_for_sim_config(Track.load(row.track), resolve_builtin_config({}))
+        ref = reference_for_env_config(Track.load(row.track))
         assert row.lap_time_s == pytest.approx(ref.lap_time_s)
         assert row.length_m == pytest.approx(Track.load(row.track).length_m)
     assert row.track in env_bench.format_lap_times(rows)

@@ -23,7 +23,7 @@ from control.bench.training_runs import VLIDAR_CONFIG, read_results
 from control.env.racing_env import RacingEnv
 from control.errors import UserError
 from control.sim.builtin import resolve_builtin_config
-from control.track.lap_time import reference_for_sim_config
+from control.sim.lap_time import reference_for_env_config
 from control.track.track import Track
 
 BATCH = 128
@@ -49,7 +49,7 @@ def test_lap_time_ratio_against_the_circle_reference():
     angles = np.linspace(0.0, 2 * np.pi, 200, endpoint=False)
     track = Track(np.c_[radius_m * np.cos(angles), radius_m * np.sin(angles)], 1.0, name="circle")
     cfg = resolve_builtin_config({})
-    reference_s = reference_for_sim_config(track, cfg).lap_time_s
+    reference_s = reference_for_env_config(track, {"builtin": cfg}).lap_time_s
     speed_mps = min(cfg["max_speed_mps"], np.sqrt(cfg["friction_mu"] * cfg["gravity_mps2"] * radius_m))
     lap_at_limit_s = track.length_m / speed_mps
     assert lap_time_ratio(lap_at_limit_s, reference_s) == pytest.approx(1.0, rel=1e-3)
@@ -203,7 +203,7 @@ def test_time_to_lap_stops_at_the_first_iteration_reaching_the_threshold(ray_ses
 def test_roll_out_reports_laps_and_the_track_reference(unreached_run):
     _, out = unreached_run
     rollout = roll_out(Path(out["checkpoint"]), 1, track="hairpins", laps=QUALITY_LAPS)
-    reference_s = reference_for_sim_config(Track.load("hairpins"), resolve_builtin_config({})).lap_time_s
+    reference_s = reference_for_env_config(Track.load("hairpins")).lap_time_s
     assert rollout.track == "hairpins" and rollout.episodes == 1
     assert rollout.reference_lap_s == pytest.approx(reference_s)
     assert rollout.best_lap_s == (min(rollout.lap_times_s) if rollout.lap_times_s else None)

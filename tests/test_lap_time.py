@@ -1,18 +1,24 @@
 """Lap-time reference: analytic values on circles and a stadium, periodicity, sim agreement."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from control.errors import ConfigError
-from control.sim.base import Pose
+from control.sim.base import DEEPRACER_LIMITS, Pose, VehicleLimits
 from control.sim.builtin import DEFAULT_BUILTIN_CONFIG, BuiltinSimulator
-from control.track.lap_time import lap_time_reference, reference_for_sim_config
+from control.sim.lap_time import lap_time_reference, reference_for_env_config
 from control.track.track import Track
 
 G = 9.81
+
+
+def car(**limits: float) -> VehicleLimits:
+    """DeepRacer's car with some limits changed."""
+    return dataclasses.replace(DEEPRACER_LIMITS, **limits)
 
 
 def circle_track(radius_m: float, n: int = 400, width_m: float = 1.0) -> Track:
@@ -43,7 +49,7 @@ def stadium_track(straight_m: float, radius_m: float, spacing_m: float = 0.02) -
 def test_circle_flying_lap_is_length_over_corner_speed(radius_m: float, mu: float) -> None:
     track = circle_track(radius_m)
     v_expected = min(4.0, math.sqrt(mu * G * radius_m))
-    ref = lap_time_reference(track, max_speed_mps=4.0, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=mu)
+    ref = lap_time_reference(track, car(max_speed_mps=4.0, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=mu))
     assert ref.lap_time_s == pytest.approx(track.length_m / v_expected, rel=1e-9)
     np.testing.assert_allclose(ref.speed_profile_mps, v_expected, rtol=1e-9)
     assert ref.average_speed_mps == pytest.approx(v_expected, rel=1e-9)
@@ -54,7 +60,7 @@ def test_circle_standing_start_adds_acceleration_phase() -> None:
     track = circle_track(1.5)
     accel = 2.0
     v = math.sqrt(G * 1.5)
-    ref = lap_time_reference(track, max_speed_mps=4.0, max_accel_mps2=accel, max_brake_mps2=6.0, friction_mu=1.0)
+    ref = lap_time_reference(track, car(max_speed_mps=4.0, max_accel_mps2=accel, max_brake_mps2=6.0, friction_mu=1.0))
     # Accelerate to v in v/a seconds over v^2/(2a) metres, then hold v: L/v + v/(2a).
     expected = track.length_m / v + v / (2 * accel)
     assert ref.standing_start_lap_time_s == pytest.approx(expected, rel=2e-3)
@@ -77,7 +83,7 @@ def stadium_lap_time_s(straight_m: float, radius_m: float, v_max: float, accel: 
 def test_stadium_matches_analytic_accelerate_brake_solution(v_max: float) -> None:
     track = stadium_track(straight_m=6.0, radius_m=0.8)
     limits = dict(max_speed_mps=v_max, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=1.0)
-    ref = lap_time_reference(track, **limits)
+    ref = lap_time_reference(track, car(**limits))
     expected = stadium_lap_time_s(6.0, 0.8, v_max, 3.0, 6.0, 1.0)
     # Discretisation: the curvature switches from 0 to 1/R within one waypoint (2 cm).
     assert ref.lap_time_s == pytest.approx(expected, rel=5e-3)
@@ -86,7 +92,7 @@ def test_stadium_matches_analytic_accelerate_brake_solution(v_max: float) -> Non
 def test_profile_respects_every_limit() -> None:
     track = Track.load("hairpins")
     accel, brake = 3.0, 6.0
-    ref = lap_time_reference(track, max_speed_mps=4.0, max_accel_mps2=accel, max_brake_mps2=brake, friction_mu=1.0)
+    ref = lap_time_reference(track, car(max_speed_mps=4.0, max_accel_mps2=accel, max_brake_mps2=brake, friction_mu=1.0))
     v = ref.speed_profile_mps
     v_next = np.roll(v, -1)
     ds = ref.segment_length_m
@@ -102,8 +108,8 @@ def test_flying_lap_does_not_depend_on_the_start_waypoint() -> None:
     track = Track.load("hairpins")
     shifted = Track(np.roll(track.center_m, 97, axis=0), width_m=np.roll(track.width_m, 97), name="shifted")
     limits = dict(max_speed_mps=4.0, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=1.0)
-    a = lap_time_reference(track, **limits)
-    b = lap_time_reference(shifted, **limits)
+    a = lap_time_reference(track, car(**limits))
+    b = lap_time_reference(shifted, car(**limits))
     assert a.lap_time_s == pytest.approx(b.lap_time_s, rel=1e-9)
     np.testing.assert_allclose(np.roll(a.speed_profile_mps, 97), b.speed_profile_mps, rtol=1e-9)
 
@@ -111,26 +117,26 @@ def test_flying_lap_does_not_depend_on_the_start_waypoint() -> None:
 def test_more_grip_or_power_never_slows_the_lap() -> None:
     track = Track.load("hairpins")
     base = dict(max_speed_mps=4.0, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=1.0)
-    t0 = lap_time_reference(track, **base).lap_time_s
-    assert lap_time_reference(track, **{**base, "friction_mu": 1.5}).lap_time_s < t0
-    assert lap_time_reference(track, **{**base, "max_accel_mps2": 5.0}).lap_time_s < t0
-    assert lap_time_reference(track, **{**base, "friction_mu": 0.5}).lap_time_s > t0
+    t0 = lap_time_reference(track, car(**base)).lap_time_s
+    assert lap_time_reference(track, car(**{**base, "friction_mu": 1.5})).lap_time_s < t0
+    assert lap_time_reference(track, car(**{**base, "max_accel_mps2": 5.0})).lap_time_s < t0
+    assert lap_time_reference(track, car(**{**base, "friction_mu": 0.5})).lap_time_s > t0
 
 
-def test_reference_for_sim_config_uses_the_simulator_limits() -> None:
+def test_reference_for_env_config_uses_the_simulator_limits() -> None:
     track = circle_track(1.2)
-    ref = reference_for_sim_config(track, {"friction_mu": 0.8})
+    ref = reference_for_env_config(track, {"builtin": {"friction_mu": 0.8}})
     assert ref.lap_time_s == pytest.approx(track.length_m / math.sqrt(0.8 * G * 1.2), rel=1e-9)
     assert ref.limits["max_speed_mps"] == DEFAULT_BUILTIN_CONFIG["max_speed_mps"]
     assert ref.centerline_feasible
     # A 0.2 m circle is tighter than full steering lock (radius 0.165 / tan 30 deg = 0.29 m).
-    assert not reference_for_sim_config(circle_track(0.2)).centerline_feasible
+    assert not reference_for_env_config(circle_track(0.2)).centerline_feasible
 
 
 def test_simulated_lap_at_the_grip_limit_takes_the_reference_time() -> None:
     radius_m = 1.2
     track = circle_track(radius_m, n=2000)
-    ref = reference_for_sim_config(track)
+    ref = reference_for_env_config(track)
     v = float(ref.speed_profile_mps[0])
     sim = BuiltinSimulator(track)
     steer = math.atan(DEFAULT_BUILTIN_CONFIG["wheelbase_m"] / radius_m)
@@ -148,6 +154,23 @@ def test_simulated_lap_at_the_grip_limit_takes_the_reference_time() -> None:
 
 def test_bad_limits_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="friction_mu"):
-        lap_time_reference(circle_track(1.0), max_speed_mps=4.0, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=0.0)
+        lap_time_reference(circle_track(1.0), car(max_speed_mps=4.0, max_accel_mps2=3.0, max_brake_mps2=6.0, friction_mu=0.0))
     with pytest.raises(ConfigError, match="unknown key 'friction'"):
-        reference_for_sim_config(circle_track(1.0), {"friction": 1.0})
+        reference_for_env_config(circle_track(1.0), {"builtin": {"friction": 1.0}})
+
+
+def test_the_reference_reads_the_car_the_backend_declares() -> None:
+    """A slower car set in env_config.builtin (the backend's VehicleLimits) gives a slower reference."""
+    track = Track.load("speedway")
+    slow = reference_for_env_config(track, {"builtin": {"max_speed_mps": 2.0}})
+    assert slow.limits["max_speed_mps"] == 2.0 and slow.lap_time_s > reference_for_env_config(track).lap_time_s
+
+
+def test_the_track_layer_imports_nothing_above_it() -> None:
+    """DESIGN.md: the track is geometry only; the lap-time reference (it needs a car) lives above it."""
+    from control.tools.import_graph import import_graph
+
+    graph = import_graph()
+    for module, imports in graph.items():
+        if module.startswith("control.track"):
+            assert all(m.startswith(("control.track", "control.errors")) for m in imports), (module, imports)

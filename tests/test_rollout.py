@@ -95,11 +95,11 @@ def test_rollout_on_a_track_file_it_was_not_trained_on(trained, tmp_path):
     assert report["track"] == "my_track" and report["episodes"][0]["track"] == "my_track"
     assert report["videos"] == [] and not list(out.glob("*.mp4"))
     # The reference lap time is the new track's, not the training track's.
-    from control.track.lap_time import reference_for_sim_config
+    from control.sim.lap_time import reference_for_env_config
 
-    expected = reference_for_sim_config(Track.load("hairpins")).lap_time_s
+    expected = reference_for_env_config(Track.load("hairpins")).lap_time_s
     assert report["aggregate"]["reference_lap_time_s"] == pytest.approx(expected)
-    assert expected > reference_for_sim_config(Track.load("oval")).lap_time_s
+    assert expected > reference_for_env_config(Track.load("oval")).lap_time_s
 
 
 def test_same_seed_gives_the_same_deterministic_rollout(trained, tmp_path):

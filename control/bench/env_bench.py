@@ -205,14 +205,14 @@ class LapTimeRow:
 
 def lap_time_rows() -> list[LapTimeRow]:
     """The lap-time reference of every bundled track (default built-in simulator limits)."""
-    from control.sim.builtin import resolve_builtin_config
-    from control.track.lap_time import reference_for_sim_config
+    from control.sim.lap_time import lap_time_reference
+    from control.sim.registry import vehicle_limits
     from control.track.track import Track, bundled_track_names
 
-    cfg = resolve_builtin_config({})
+    limits = vehicle_limits({"simulator": "builtin"})
     rows = []
     for name in bundled_track_names():
-        ref = reference_for_sim_config(Track.load(name), cfg)
+        ref = lap_time_reference(Track.load(name), limits)
         rows.append(
             LapTimeRow(name, ref.track_length_m, ref.lap_time_s, ref.standing_start_lap_time_s, ref.average_speed_mps, ref.centerline_feasible)
         )

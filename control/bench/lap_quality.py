@@ -72,8 +72,7 @@ def roll_out(checkpoint: Path, episodes: int, *, track: str | None = None, laps:
     from control.rollout import inference
     from control.rollout.episodes import run_episodes
     from control.rollout.metrics import episode_metrics
-    from control.sim.builtin import resolve_builtin_config
-    from control.track.lap_time import reference_for_sim_config
+    from control.sim.lap_time import lap_time_reference
 
     run = inference.load_run_config(checkpoint)
     overrides: dict[str, Any] = {"termination": {"laps": laps}}
@@ -81,7 +80,7 @@ def roll_out(checkpoint: Path, episodes: int, *, track: str | None = None, laps:
         overrides["track"] = track
     env = inference.make_env(run, overrides, render=False)
     try:
-        reference_s = float(reference_for_sim_config(env.track, resolve_builtin_config(env.config["builtin"])).lap_time_s)
+        reference_s = float(lap_time_reference(env.track, env.limits).lap_time_s)
         # Enough steps for every lap at a third of the reference pace.
         steps = max(int(env.config["max_episode_steps"]), math.ceil(3 * laps * reference_s * env.control_hz))
         env.close()

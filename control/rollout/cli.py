@@ -116,10 +116,9 @@ def _reference_lap_time_s(env: Any) -> float | None:
     """The centerline reference lap time of the built-in car on the env's track (None for CARLA)."""
     if env.config["simulator"] != "builtin":
         return None
-    from control.sim.builtin import resolve_builtin_config
-    from control.track.lap_time import reference_for_sim_config
+    from control.sim.lap_time import lap_time_reference
 
-    return float(reference_for_sim_config(env.track, resolve_builtin_config(env.config["builtin"])).lap_time_s)
+    return float(lap_time_reference(env.track, env.limits).lap_time_s)
 
 
 def _roll_out(args: argparse.Namespace, env: Any, policy: Any, checkpoint: Path, run_folder: Path | None,

@@ -5,7 +5,7 @@ many cars (`batched`) or one car per instance (CARLA: one car per server).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ class SimulatorEntry:
 
     make: Callable[[SimulatorRequest], BatchedSimulator]
     batched: bool  # one instance steps many cars
-    limits: Callable[[dict[str, Any]], VehicleLimits]  # the car's limits from the env_config, without building the backend
+    limits: Callable[[Mapping[str, Any]], VehicleLimits]  # the car's limits from the env_config, without building the backend
 
 
 def _make_builtin(request: SimulatorRequest) -> BatchedSimulator:
@@ -61,22 +61,32 @@ def _make_carla(request: SimulatorRequest) -> BatchedSimulator:
     return SingleCarBatch(backend)
 
 
-def _builtin_limits(env_config: dict[str, Any]) -> VehicleLimits:
+def _builtin_limits(env_config: Mapping[str, Any]) -> VehicleLimits:
+    """The built-in car's limits from env_config.builtin (defaults filled in)."""
     from control.sim.builtin import limits_from_config, resolve_builtin_config
 
-    return limits_from_config(resolve_builtin_config(env_config["builtin"]))
+    return limits_from_config(resolve_builtin_config(env_config.get("builtin")))
 
 
-def _carla_limits(env_config: dict[str, Any]) -> VehicleLimits:
-    import dataclasses
+def _carla_limits(env_config: Mapping[str, Any]) -> VehicleLimits:
+    """The CARLA car's limits (the command envelope the backend declares)."""
+    from control.carla.backend import CARLA_LIMITS
 
-    from control.carla.backend import CONTROL_RATE_HZ
-    from control.sim.base import DEEPRACER_LIMITS
-
-    return dataclasses.replace(DEEPRACER_LIMITS, control_hz=CONTROL_RATE_HZ)
+    return CARLA_LIMITS
 
 
 SIMULATORS: dict[str, SimulatorEntry] = {
     "builtin": SimulatorEntry(_make_builtin, batched=True, limits=_builtin_limits),
     "carla": SimulatorEntry(_make_carla, batched=False, limits=_carla_limits),
 }
+
+
+def vehicle_limits(env_config: Mapping[str, Any] | None = None) -> VehicleLimits:
+    """The VehicleLimits of the car an env_config's simulator declares, without building the backend."""
+    env_config = env_config or {}
+    name = env_config.get("simulator", "builtin")
+    if name not in SIMULATORS:
+        from control.errors import ConfigError, did_you_mean
+
+        raise ConfigError(f"env_config.simulator is {name!r}{did_you_mean(str(name), SIMULATORS)}; expected one of {', '.join(SIMULATORS)}")
+    return SIMULATORS[name].limits(env_config)

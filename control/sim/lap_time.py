@@ -9,18 +9,20 @@ start). On a circle of radius R this is exactly ``L / min(v_max, sqrt(mu*g*R))``
 
 It is a reference, not a bound: a racing line that cuts corners is faster than the
 centerline, and a policy that drives the centerline cannot beat it.
+
+It lives above the track layer (it needs a car, the track does not) and takes the car as the
+backend's `VehicleLimits`, so no limit is written down twice.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from control.errors import ConfigError
-
-GRAVITY_MPS2 = 9.81
+from control.sim.base import VehicleLimits
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class LapTimeReference:
     segment_time_s: np.ndarray  # (N,) flying-lap time spent on each segment
     track_length_m: float
     centerline_feasible: bool  # False when some curvature exceeds what full steering lock can do
-    limits: dict = field(default_factory=dict)  # the car limits used, with units in the keys
+    limits: dict = field(default_factory=dict)  # the VehicleLimits used (asdict), units in the keys
 
     @property
     def average_speed_mps(self) -> float:
@@ -67,15 +69,7 @@ def _segment_times_s(v_mps: np.ndarray, ds_m: np.ndarray) -> np.ndarray:
     return 2.0 * ds_m / v_sum
 
 
-def speed_profile(
-    curvature_per_m: np.ndarray,
-    segment_length_m: np.ndarray,
-    max_speed_mps: float,
-    max_accel_mps2: float,
-    max_brake_mps2: float,
-    friction_mu: float,
-    g: float = GRAVITY_MPS2,
-) -> tuple[np.ndarray, np.ndarray]:
+def speed_profile(curvature_per_m: np.ndarray, segment_length_m: np.ndarray, limits: VehicleLimits) -> tuple[np.ndarray, np.ndarray]:
     """Periodic (flying-lap) speed profile (N,) and the corner speed caps (N,) for a closed loop.
 
     `curvature_per_m[i]` is the curvature at waypoint i, `segment_length_m[i]` the length
@@ -84,8 +78,8 @@ def speed_profile(
     kappa = np.abs(np.asarray(curvature_per_m, dtype=float))
     ds_m = np.asarray(segment_length_m, dtype=float)
     with np.errstate(divide="ignore"):
-        grip_speed = np.sqrt(friction_mu * g / kappa)  # inf on straights
-    v_cap = np.minimum(max_speed_mps, grip_speed)
+        grip_speed = np.sqrt(limits.friction_mu * limits.gravity_mps2 / kappa)  # inf on straights
+    v_cap = np.minimum(limits.max_speed_mps, grip_speed)
     n = len(v_cap)
     # Start both passes at the slowest point: there the periodic speed equals its cap
     # (every pass value is >= the global minimum cap), so one lap gives the exact
@@ -94,49 +88,40 @@ def speed_profile(
     order = np.r_[np.arange(k, n), np.arange(0, k), k]  # one lap from k back to k
     cap_loop = v_cap[order]
     ds_loop = ds_m[order[:-1]]
-    v_fwd = _forward_pass(cap_loop, ds_loop, cap_loop[0], max_accel_mps2)
-    v_loop = _backward_pass(v_fwd, ds_loop, max_brake_mps2)
+    v_fwd = _forward_pass(cap_loop, ds_loop, cap_loop[0], limits.max_accel_mps2)
+    v_loop = _backward_pass(v_fwd, ds_loop, limits.max_brake_mps2)
     v = np.empty(n)
     v[order[:-1]] = v_loop[:-1]
     return v, v_cap
 
 
-def lap_time_from_arrays(
-    curvature_per_m: np.ndarray,
-    segment_length_m: np.ndarray,
-    max_speed_mps: float,
-    max_accel_mps2: float,
-    max_brake_mps2: float,
-    friction_mu: float,
-    g: float = GRAVITY_MPS2,
-    max_curvature_per_m: float | None = None,
-) -> LapTimeReference:
-    """The lap-time reference for a closed loop given per-waypoint curvature and segment lengths."""
-    for name, value in (
-        ("max_speed_mps", max_speed_mps),
-        ("max_accel_mps2", max_accel_mps2),
-        ("max_brake_mps2", max_brake_mps2),
-        ("friction_mu", friction_mu),
-        ("g", g),
-    ):
+def _check_limits(limits: VehicleLimits) -> None:
+    """Raise ConfigError for a limit the reference cannot use (zero grip, no top speed, ...)."""
+    for name in ("max_speed_mps", "max_accel_mps2", "max_brake_mps2", "friction_mu", "gravity_mps2",
+                 "max_steering_deg", "wheelbase_m"):
+        value = getattr(limits, name)
         if not (np.isfinite(value) and value > 0):
             raise ConfigError(f"lap-time reference: {name} must be a positive number, got {value!r}")
+
+
+def lap_time_from_arrays(curvature_per_m: np.ndarray, segment_length_m: np.ndarray, limits: VehicleLimits) -> LapTimeReference:
+    """The lap-time reference for a closed loop given per-waypoint curvature and segment lengths."""
+    _check_limits(limits)
     kappa = np.abs(np.asarray(curvature_per_m, dtype=float))
     ds_m = np.asarray(segment_length_m, dtype=float)
     if kappa.shape != ds_m.shape or kappa.ndim != 1 or len(kappa) < 3:
         raise ValueError(
             f"curvature_per_m {kappa.shape} and segment_length_m {ds_m.shape} must be equal-length 1-D arrays (N >= 3)"
         )
-    v, v_cap = speed_profile(kappa, ds_m, max_speed_mps, max_accel_mps2, max_brake_mps2, friction_mu, g)
+    v, v_cap = speed_profile(kappa, ds_m, limits)
     v_closed = np.r_[v, v[0]]
     seg_t = _segment_times_s(v_closed, ds_m)
 
     # Standing start at waypoint 0: from rest, no braking needed after the finish line.
     cap_open = np.r_[v_cap, np.inf]
-    v_open = _backward_pass(_forward_pass(cap_open, ds_m, 0.0, max_accel_mps2), ds_m, max_brake_mps2)
+    v_open = _backward_pass(_forward_pass(cap_open, ds_m, 0.0, limits.max_accel_mps2), ds_m, limits.max_brake_mps2)
     standing_t = float(_segment_times_s(v_open, ds_m).sum())
 
-    feasible = True if max_curvature_per_m is None else bool(np.all(kappa <= max_curvature_per_m + 1e-9))
     return LapTimeReference(
         lap_time_s=float(seg_t.sum()),
         standing_start_lap_time_s=standing_t,
@@ -145,54 +130,19 @@ def lap_time_from_arrays(
         segment_length_m=ds_m,
         segment_time_s=seg_t,
         track_length_m=float(ds_m.sum()),
-        centerline_feasible=feasible,
-        limits={
-            "max_speed_mps": float(max_speed_mps),
-            "max_accel_mps2": float(max_accel_mps2),
-            "max_brake_mps2": float(max_brake_mps2),
-            "friction_mu": float(friction_mu),
-            "g_mps2": float(g),
-            "max_curvature_per_m": None if max_curvature_per_m is None else float(max_curvature_per_m),
-        },
+        centerline_feasible=bool(np.all(kappa <= limits.max_curvature_per_m + 1e-9)),
+        limits=asdict(limits),
     )
 
 
-def lap_time_reference(
-    track: Any,
-    max_speed_mps: float,
-    max_accel_mps2: float,
-    max_brake_mps2: float,
-    friction_mu: float,
-    g: float = GRAVITY_MPS2,
-    max_curvature_per_m: float | None = None,
-) -> LapTimeReference:
-    """The flying-lap minimum time along `track`'s centerline for the given car limits."""
+def lap_time_reference(track: Any, limits: VehicleLimits) -> LapTimeReference:
+    """The flying-lap minimum time along `track`'s centerline for a backend's car limits."""
     ds_m = np.diff(np.asarray(track.cumulative_s_m, dtype=float))
-    return lap_time_from_arrays(
-        track.curvature_per_m(),
-        ds_m,
-        max_speed_mps,
-        max_accel_mps2,
-        max_brake_mps2,
-        friction_mu,
-        g,
-        max_curvature_per_m,
-    )
+    return lap_time_from_arrays(track.curvature_per_m(), ds_m, limits)
 
 
-def reference_for_sim_config(track: Any, builtin_config: Mapping[str, Any] | None = None) -> LapTimeReference:
-    """The lap-time reference for `track` and a built-in simulator config (defaults filled in)."""
-    # Imported here: the simulator module imports nothing from this one, keep it that way.
-    from control.sim.builtin import resolve_builtin_config
+def reference_for_env_config(track: Any, env_config: Mapping[str, Any] | None = None) -> LapTimeReference:
+    """The lap-time reference for `track` and the car an env_config's simulator declares (defaults filled in)."""
+    from control.sim.registry import vehicle_limits
 
-    cfg = resolve_builtin_config(builtin_config)
-    max_curvature = float(np.tan(np.radians(cfg["max_steering_deg"])) / cfg["wheelbase_m"])
-    return lap_time_reference(
-        track,
-        max_speed_mps=cfg["max_speed_mps"],
-        max_accel_mps2=cfg["max_accel_mps2"],
-        max_brake_mps2=cfg["max_brake_mps2"],
-        friction_mu=cfg["friction_mu"],
-        g=cfg["gravity_mps2"],
-        max_curvature_per_m=max_curvature,
-    )
+    return lap_time_reference(track, vehicle_limits(env_config))
