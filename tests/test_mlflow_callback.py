@@ -1,7 +1,12 @@
 """CustomMlflowCallback in real Tune runs against a real `mlflow server` (SQLite) on 127.0.0.1."""
 from __future__ import annotations
 
+import json
 import logging
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +17,16 @@ ray = pytest.importorskip("ray")
 from mlflow import MlflowClient  # noqa: E402
 from ray import tune  # noqa: E402
 
+from control.integration import mlflow_sync  # noqa: E402
+from control.integration.callbacks import mlflow_callback  # noqa: E402
 from control.integration.callbacks.mlflow_callback import (  # noqa: E402
     CONFIG_ARTIFACT,
     RUN_ID_FILE,
     CustomMlflowCallback,
 )
+from control.integration.mlflow_backlog import BACKLOG_FILE  # noqa: E402
 from control.integration.param_flatten import TRUNCATION_MARKER  # noqa: E402
+from control.training.run_folder import REPO_ROOT  # noqa: E402
 from tests.mlflow_server import MlflowServer, free_port, mlflow_server, mlflow_server_factory  # noqa: E402,F401
 
 pytestmark = pytest.mark.timeout(300)
@@ -240,3 +249,143 @@ def test_local_folder_uri_needs_no_server(ray_session, tmp_path):
     assert yaml.safe_load(config_file.read_text()) == config
     assert str(store / "mlartifacts") in client.get_run(run_id).info.artifact_uri
 
+
+
+# ----------------------------------------------------------------------------- item 12: refusals and the backlog
+class AssertDuringRun(tune.Callback):
+    """Runs `check(iteration)` after each result, so a test sees what was true while training ran."""
+
+    def __init__(self, check) -> None:
+        self.check, self.seen = check, []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.check(result["training_iteration"])
+        self.seen.append(result["training_iteration"])
+
+    def __getstate__(self):
+        return {**self.__dict__, "check": None}
+
+
+def test_artifact_store_refusing_uploads_keeps_params_and_metrics_and_the_backlog_sends_the_rest(
+    ray_session, tmp_path_factory, tmp_path, caplog, monkeypatch
+):
+    # One retry, at once: a refused upload makes the server drop the connection, and the next request
+    # on it needs its retry (as with MLflow's defaults) to not look like a server outage.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    folder = tmp_path_factory.mktemp("refusing_server")
+    (folder / "not_a_folder").write_text("the artifact store cannot be created under a file\n")
+    server = MlflowServer(folder, artifacts_destination=folder / "not_a_folder" / "artifacts").start()
+    run_folder = tmp_path / "results" / "run1"
+    config = resolved_config()
+    caplog.set_level(logging.WARNING, logger="control.integration.callbacks.mlflow_callback")
+
+    def refusal_already_reported(iteration: int) -> None:
+        assert "artifact store refused" in caplog.text, f"no warning yet at iteration {iteration}"
+
+    try:
+        callback = make_callback(server.url, run_folder, config, retry_interval_s=0.0)
+        checker = AssertDuringRun(refusal_already_reported)
+        run_tune(tmp_path, [callback, checker], config, iterations=2)
+        assert checker.seen == [1, 2]
+        client = MlflowClient(server.url)
+        run_id = (run_folder / RUN_ID_FILE).read_text().strip()
+        run = client.get_run(run_id)
+        assert run.data.params["lr"] == "0.0003" and run.data.params["env_config.observation.num_rays"] == "11"
+        assert metric_steps(client, run_id, "env_runners/episode_return_mean") == [1, 2]
+        assert run.info.status == "FINISHED"
+        assert "unreachable" not in caplog.text  # a refusing artifact store is not a down server
+        backlog = [json.loads(line) for line in (run_folder / BACKLOG_FILE).read_text().splitlines()]
+        assert {e["artifact_file"] for e in backlog if e["type"] == "text"} == {CONFIG_ARTIFACT, "config/command_line.txt"}
+    finally:
+        server.stop()
+
+    # The store is fixed (same tracking database, a writable artifact folder): make mlflow_sync sends the rest.
+    fixed = MlflowServer(folder, artifacts_destination=folder / "artifacts").start()
+    try:
+        # A process of its own, as `make mlflow_sync` runs it (MLflow caches each run's artifact store per process).
+        sync = subprocess.run([sys.executable, "-m", "control.integration.mlflow_sync", "-n", "run1", "--results_dir",
+                               str(tmp_path / "results"), "--mlflow_uri", fixed.url],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
+        assert sync.returncode == 0, sync.stderr
+        assert "sent 2 artifacts" in sync.stdout
+        client = MlflowClient(fixed.url)
+        config_file = Path(client.download_artifacts(run_id, CONFIG_ARTIFACT, str(tmp_path / "dl")))
+        assert yaml.safe_load(config_file.read_text()) == config
+        assert not (run_folder / BACKLOG_FILE).exists()
+    finally:
+        fixed.stop()
+
+
+def test_server_down_for_the_whole_run_leaves_a_backlog_that_the_next_restore_sends(
+    ray_session, mlflow_server, tmp_path, caplog, monkeypatch, capsys
+):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    # A small in-memory queue: the second iteration's metrics go to disk while training runs.
+    monkeypatch.setattr(mlflow_callback, "MAX_PENDING_METRICS", 25)
+    run_folder = tmp_path / "results" / "run1"
+    config = resolved_config()
+    down = make_callback(f"http://127.0.0.1:{free_port()}", run_folder, config)
+    caplog.set_level(logging.WARNING, logger="control.integration.callbacks.mlflow_callback")
+
+    def spilled_at_once(iteration: int) -> None:
+        if iteration == 2:
+            assert "moved to" in caplog.text and (run_folder / BACKLOG_FILE).is_file()
+            assert all(len(s.pending_metrics) <= 25 for s in down._runs.values())
+
+    run_tune(tmp_path, [down, AssertDuringRun(spilled_at_once)], config, iterations=2)
+    assert "not finalised" in caplog.text and BACKLOG_FILE in caplog.text
+    assert not (run_folder / RUN_ID_FILE).exists()  # the run was never created
+
+    # Sync against a down server: a one-line error, the backlog untouched.
+    before = (run_folder / BACKLOG_FILE).read_text()
+    assert mlflow_sync.main(["-n", "run1", "--results_dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: MLflow at http://127.0.0.1:") and "still kept" in err[0]
+    assert (run_folder / BACKLOG_FILE).read_text() == before
+
+    # The restore (server up now) starts with the backlog: one run, every iteration in order.
+    restored = resolved_config(start_iteration=2)
+    run_tune(tmp_path, [make_callback(mlflow_server.url, run_folder, restored)], restored, 1, "exp2")
+    client = MlflowClient(mlflow_server.url)
+    run_id = (run_folder / RUN_ID_FILE).read_text().strip()
+    assert metric_steps(client, run_id, "env_runners/episode_return_mean") == [1, 2, 3]
+    assert metric_steps(client, run_id, "learners/default_policy/entropy") == [1, 2, 3]
+    run = client.get_run(run_id)
+    assert run.data.params["lr"] == "0.0003" and run.info.status == "FINISHED"
+    config_file = Path(client.download_artifacts(run_id, CONFIG_ARTIFACT, str(tmp_path / "dl")))
+    assert yaml.safe_load(config_file.read_text()) == config  # the first training's config, as a fresh run's
+    assert not (run_folder / BACKLOG_FILE).exists()
+    experiment = client.get_experiment_by_name("test-racing")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.run_folder = '{run_folder.resolve()}'")
+    assert [r.info.run_id for r in runs] == [run_id]
+
+
+# ----------------------------------------------------------------------------- item 6: no credentials pickled or logged
+def test_credentials_in_the_uri_are_never_pickled_written_or_logged(ray_session, mlflow_server, tmp_path, monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test: the callback sets them
+    uri = mlflow_server.url.replace("http://", "http://bob:s3cret@")
+    run_folder = tmp_path / "results" / "run1"
+    config = resolved_config()
+    callback = CustomMlflowCallback(
+        tracking_uri=uri, experiment_name="test-secrets", run_folder=run_folder, resolved_config=config,
+        command_line=f"ppo_train.py cfg.yaml --mlflow_uri {uri} --set env_config.carla.password=hunter2",
+    )  # fmt: skip
+    assert b"s3cret" not in pickle.dumps(callback)
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "s3cret"  # where MLflow's client reads it
+
+    run_tune(tmp_path, [callback], config, iterations=1)
+    client = MlflowClient(mlflow_server.url)
+    run_id = (run_folder / RUN_ID_FILE).read_text().strip()
+    run = client.get_run(run_id)
+    assert metric_steps(client, run_id, "env_runners/episode_return_mean") == [1]  # it did log, with the credentials
+    tag = run.data.tags["command_line"]
+    command = Path(client.download_artifacts(run_id, "config/command_line.txt", str(tmp_path / "dl"))).read_text()
+    for text in (tag, command):
+        assert "s3cret" not in text and "hunter2" not in text
+        assert "--mlflow_uri http://bob:***@127.0.0.1:" in text
+    # Tune's experiment state (the pickled callbacks) and the run folder hold the secret nowhere.
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and b"s3cret" in p.read_bytes()]
+    assert leaks == []
+    assert b"s3cret" not in pickle.dumps(callback)
