@@ -163,3 +163,19 @@ def test_size_cap_flag_rejects_what_is_not_megabytes(text):
     with pytest.raises(argparse.ArgumentTypeError, match="megabytes"):
         max_mb_arg(text)
     assert max_mb_arg("0") == 0.0 and max_mb_arg("512") == 512.0
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_state_log_max_mb_flag_caps_a_real_training_run(ray_session, tmp_path):
+    from control.training.cli import main
+
+    config = str(REPO / "resources/configs/ppo_vlidar_config.yaml")
+    tiny = ["--set", "train_batch_size=128", "--set", "minibatch_size=64", "--set", "num_epochs=1",
+            "--set", "num_envs_per_env_runner=1", "--set", "env_config.max_episode_steps=50", "-v", "0"]
+    # ~40 KB of rows per iteration; a 0.07 MB cap leaves room for the file being written only.
+    assert main([config, "-n", "capped", "--results_dir", str(tmp_path), "--stop_iteration", "2", "--state_log",
+                 "--state_log_max_mb", "0.07", *tiny]) == 0
+    names = sorted(p.name for p in (tmp_path / "capped" / "state_log").glob("*.csv"))
+    assert names == ["iter_000002_runner_000.csv"]  # iteration 1 went when iteration 2 began
+    assert len(analyze.read_state_log(tmp_path / "capped" / "state_log")) == 128

@@ -22,6 +22,8 @@ EPILOG = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ppo_train.py argument parser."""
+    from control.integration.state_log_writer import DEFAULT_MAX_MB, max_mb_arg
+
     p = argparse.ArgumentParser(
         prog="ppo_train.py", description="Train a PPO racing policy with Ray RLlib under Ray Tune.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--stop_timesteps", type=int, metavar="N", help="stop after N env steps sampled (lifetime)")
     stop.add_argument("--stop_progress", type=float, metavar="P", help="stop once mean lap progress reaches P percent")
     p.add_argument("--state_log", action="store_true", help="write every step's reward inputs as CSV under RUN/state_log/")
+    p.add_argument("--state_log_max_mb", type=max_mb_arg, default=DEFAULT_MAX_MB, metavar="MB",
+                   help=f"cap on RUN/state_log/: the oldest iterations' files go first (default {DEFAULT_MAX_MB:.0f}; 0 = no cap)")
     p.add_argument("--mlflow_uri", metavar="URI", help="log params, metrics and artifacts to this MLflow tracking URI")
     p.add_argument("--mlflow_experiment", metavar="NAME", help="MLflow experiment (default: the config file's stem)")
     p.add_argument("--mlflow_checkpoints", action="store_true", help="also upload checkpoints to MLflow")
@@ -161,6 +165,7 @@ def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any 
                                                  stop=stop, checkpoint=checkpoint)
     return train(resolved, results_dir=results_dir, name=name, restore=args.restore, overwrite=args.overwrite,
                  recorded_config=recorded, address=args.address, state_log=args.state_log,
+                 state_log_max_mb=args.state_log_max_mb,
                  mlflow_uri=args.mlflow_uri, mlflow_experiment=args.mlflow_experiment or Path(str(config_path)).stem,
                  mlflow_checkpoints=args.mlflow_checkpoints, command_line=argv, verbose=args.verbose,
                  stop_signal=stop_signal)
@@ -169,7 +174,8 @@ def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any 
 def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = None, overwrite: bool = False,
           recorded_config: dict[str, Any] | None = None, address: str | None = None, state_log: bool = False,
           mlflow_uri: str | None = None, mlflow_experiment: str = "racing", mlflow_checkpoints: bool = False,
-          command_line: list[str] | None = None, verbose: int = 1, stop_signal: Any = None) -> Any:
+          command_line: list[str] | None = None, verbose: int = 1, stop_signal: Any = None,
+          state_log_max_mb: float | None = None) -> Any:
     """Train a resolved config as run `name` under results_dir, holding the run's lock while it trains.
 
     restore: None (a new run), "" (continue the run's newest complete checkpoint) or a checkpoint/run path.
@@ -209,7 +215,8 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
             print(f"restoring: {restore_path}")
         print(f"stops at: {resolved.stop.describe()}")
         outcome = run_training(resolved, folder, address=address, restore_path=restore_path,
-                               state_log=state_log, mlflow_uri=mlflow_uri, mlflow_experiment=mlflow_experiment,
+                               state_log=state_log, state_log_max_mb=state_log_max_mb,
+                               mlflow_uri=mlflow_uri, mlflow_experiment=mlflow_experiment,
                                mlflow_checkpoints=mlflow_checkpoints, command_line=command_line, verbose=verbose,
                                stop_signal=stop_signal,
                                config_to_write=None if write_config_now else recorded)
@@ -227,7 +234,8 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
 def run_training(resolved: Any, folder: Path, *, address: str | None = None, restore_path: Path | None = None,
                  state_log: bool = False, mlflow_uri: str | None = None, mlflow_experiment: str = "racing",
                  mlflow_checkpoints: bool = False, command_line: list[str] | None = None,
-                 verbose: int = 1, stop_signal: Any = None, config_to_write: dict[str, Any] | None = None) -> Any:
+                 verbose: int = 1, stop_signal: Any = None, config_to_write: dict[str, Any] | None = None,
+                 state_log_max_mb: float | None = None) -> Any:
     """Build the PPOConfig with this project's callbacks and run it under Tune (Ray started or joined here).
 
     config_to_write: written as the run's config.yaml once this start has trained its first iteration.
@@ -269,7 +277,7 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         callbacks.append(EpisodeMetricsCallback)
         state_log_dir = folder / STATE_LOG_DIRNAME
         if state_log:
-            callbacks.append(make_state_log_callback(state_log_dir))
+            callbacks.append(make_state_log_callback(state_log_dir, state_log_max_mb))
         config.callbacks(callbacks_class=callbacks)
         from control.training.remote_user_error import UserErrorWatch
 

@@ -121,11 +121,12 @@ def _broadcast_iteration(algorithm: Any, iteration: int) -> None:
             group.foreach_env_runner(set_iteration, local_env_runner=True)
 
 
-def make_state_log_callback(log_dir: str | Path, max_mb: float = DEFAULT_MAX_MB) -> type[StateLogCallback]:
-    """A StateLogCallback class bound to `log_dir` and a folder cap of `max_mb` MB (0 = no cap).
+def make_state_log_callback(log_dir: str | Path, max_mb: float | None = None) -> type[StateLogCallback]:
+    """A StateLogCallback class bound to `log_dir` and a folder cap of `max_mb` MB (0 = no cap, None = the default).
 
     RLlib instantiates callback classes without arguments, hence a class per run.
     """
+    max_mb = DEFAULT_MAX_MB if max_mb is None else max_mb
     cap_bytes(max_mb)  # a bad cap fails here, on the driver, not in every env runner
     return type("BoundStateLogCallback", (StateLogCallback,),
                 {"log_dir": os.fspath(Path(log_dir).resolve()), "max_mb": float(max_mb)})
