@@ -170,3 +170,71 @@ def test_cli_binary_config_exits_2_without_a_traceback(tmp_path, capsys):
     assert main([str(track), "-n", "bin", "--results_dir", str(tmp_path), "-v", "0"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"error: config file '{track}' is binary" in err
+
+
+# --- one schema mechanism for every env_config section (control/config_schema.py) ---
+
+def env_error(config: dict) -> str:
+    """The one-line message validate_env_config raises for `config`."""
+    from control.env.config import validate_env_config
+
+    with pytest.raises(ConfigError) as err:
+        validate_env_config(config)
+    text = str(err.value)
+    assert "\n" not in text
+    return text
+
+
+@pytest.mark.parametrize("config, where", [
+    ({"start": {"bogus": 1}}, "env_config.start"),
+    ({"termination": {"bogus": 1}}, "env_config.termination"),
+    ({"procedural": {"bogus": 1}}, "env_config.procedural"),
+    ({"observation": {"type": "vlidar", "bogus": 1}}, "env_config.observation"),
+    ({"observation": {"type": "camera", "bogus": 1}}, "env_config.observation"),
+    ({"observation": {"type": "both", "camera": {"bogus": 1}}}, "env_config.observation.camera"),
+    ({"action": {"type": "continuous", "bogus": 1}}, "env_config.action"),
+    ({"action": {"type": "discrete", "actions": [{"steering_angle": 0, "speed": 1, "bogus": 1}]}}, "env_config.action.actions[0]"),
+    ({"builtin": {"bogus": 1}}, "env_config.builtin"),
+    ({"builtin": {"camera": {"bogus": 1}}}, "env_config.builtin.camera"),
+    ({"carla": {"bogus": 1}}, "env_config.carla"),
+    ({"carla": {"route": {"bogus": 1}}}, "env_config.carla.route"),
+])
+def test_an_unknown_key_in_any_section_names_the_section(config, where):
+    assert env_error(config).startswith(f"unknown key 'bogus' in {where}")
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"observation": {"type": "vlidar", "num_ray": 8}}, "unknown key 'num_ray' in env_config.observation (did you mean 'num_rays'?)"),
+    ({"max_episode_steps": 0}, "env_config.max_episode_steps must be a positive integer, got 0"),
+    ({"max_episode_steps": "100"}, "env_config.max_episode_steps must be a positive integer, got '100'"),  # never coerced
+    ({"termination": {"off_track": "no"}}, "env_config.termination.off_track must be true or false, got 'no'"),
+    ({"builtin": {"max_speed_mps": True}}, "env_config.builtin.max_speed_mps must be a positive number, got True"),
+    ({"builtin": {"camera": {"pitch_deg": 10}}}, "unknown key 'pitch_deg' in env_config.builtin.camera (did you mean 'pitch_down_deg'?)"),
+    ({"start": {"direction": "clockwse"}}, "env_config.start.direction is 'clockwse' (did you mean 'clockwise'?)"),
+    ({"observation": {"type": "camera", "frame_stack": 1.5}}, "env_config.observation.frame_stack must be a positive integer, got 1.5"),
+    ({"action": {"type": "discrete", "actions": [{"speed": 1}]}}, "env_config.action.actions[0] is missing steering_angle"),
+])
+def test_a_bad_value_is_one_line_naming_its_place(config, message):
+    assert env_error(config).startswith(message)
+
+
+def test_discrete_actions_are_checked_against_the_backends_limits():
+    """The car's top speed and steering lock come from the backend's VehicleLimits, not from literals."""
+    from control.env.config import validate_env_config
+
+    fast = {"type": "discrete", "actions": [{"steering_angle": 0, "speed": 4.5}]}
+    assert "speed in [0, 4] m/s" in env_error({"action": fast})
+    validate_env_config({"action": fast, "builtin": {"max_speed_mps": 5.0}})  # a faster car accepts it
+    wide = {"type": "discrete", "actions": [{"steering_angle": 25, "speed": 1}]}
+    assert "steering_angle must be in [-20, 20] degrees" in env_error({"action": wide, "builtin": {"max_steering_deg": 20}})
+
+
+def test_defaults_come_from_the_models_and_the_backend():
+    from control.env.config import DEFAULT_ENV_CONFIG
+    from control.sim.base import DEEPRACER_LIMITS
+    from control.sim.builtin import DEFAULT_BUILTIN_CONFIG
+    from control.track.generate import DEFAULT_LENGTH_RANGE_M, generate_track
+
+    assert DEFAULT_BUILTIN_CONFIG["max_speed_mps"] == DEEPRACER_LIMITS.max_speed_mps
+    assert tuple(DEFAULT_ENV_CONFIG["procedural"]["length_m"]) == DEFAULT_LENGTH_RANGE_M
+    assert DEFAULT_LENGTH_RANGE_M[0] <= generate_track(3).length_m <= DEFAULT_LENGTH_RANGE_M[1] + 1.0

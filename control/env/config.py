@@ -1,54 +1,185 @@
-"""The env's configuration: one defaults dict, every key commented, and its validation."""
+"""The env's configuration: the `EnvConfig` model (every key with its default, unit and check) and its validation.
+
+`observation` and `action` are replaced, not merged, by a config that gives them: their keys depend
+on `type`, and each type's own model (control/env/observations.py, actions.py) checks them.
+"""
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from control.errors import ConfigError, unknown_key_error
+from pydantic import AfterValidator, Field, StrictFloat, model_validator
+
+from control.config_schema import (
+    Expect,
+    Flag,
+    NonNegativeNumber,
+    NonNegativeWhole,
+    PositiveWhole,
+    Section,
+    Text,
+    Whole,
+    defaults_of,
+    one_of,
+    parse_section,
+)
+from control.errors import ConfigError
 from control.sim.registry import SIMULATORS
+from control.track.generate import (
+    DEFAULT_LENGTH_RANGE_M,
+    DEFAULT_WIDTH_RANGE_M,
+    MAX_LENGTH_M,
+    MAX_WIDTH_M,
+    MIN_LENGTH_M,
+    MIN_WIDTH_M,
+)
 
-DEFAULT_ENV_CONFIG: dict[str, Any] = {
-    "simulator": "builtin",  # builtin (numpy, no server) | carla (a CARLA server)
-    # A bundled track name (oval, hairpins, speedway), a path to a DeepRacer .npy, a list of
-    # those (one picked per episode), or "procedural" (a new generated track every episode).
-    "track": "oval",
-    "procedural": {  # used when track == "procedural"
-        "length_m": [20.0, 60.0],  # generated track length range, m
-        "width_m": [0.76, 1.07],  # generated track width range, m
-        "pool_size": 0,  # >0: draw from this many fixed seeds (cheaper resets); 0: a fresh track every episode
-    },
-    "max_episode_steps": 1000,  # truncation limit, steps (at 15 Hz: 66 s)
-    "observation": {"type": "vlidar"},  # see control/env/observations.py for each type's keys
-    "action": {"type": "continuous"},  # see control/env/actions.py for each type's keys
-    # A built-in reward name (see control/env/rewards.py) or a path to a .py file defining
-    # DeepRacer's reward_function(params).
-    "reward": "follow_center_line",
-    "start": {
-        "mode": "random",  # fixed | random | round_robin: where along the lap an episode starts
-        "waypoint": 0,  # fixed mode: start waypoint index
-        "round_robin_waypoints": 10,  # round_robin: waypoints the start advances each episode
-        "direction": "counter_clockwise",  # counter_clockwise (waypoint order) | clockwise | random
-        "lateral_noise_m": 0.0,  # uniform random offset from the centerline at the start, m
-        "heading_noise_deg": 0.0,  # uniform random heading offset at the start, degrees
-    },
-    "termination": {
-        "off_track": True,  # end the episode when no wheel is on the track (DeepRacer)
-        "immobilized_steps": 30,  # end when the car moved < immobilized_distance_m over this many steps
-        "immobilized_distance_m": 0.05,  # see immobilized_steps, m
-        "reversed": True,  # end when the car drives the wrong way for reversed_steps steps
-        "reversed_steps": 15,  # see reversed
-        "laps": 1,  # laps to complete before the episode ends (progress is per lap)
-    },
-    "builtin": {},  # built-in simulator settings (control/sim/builtin.py DEFAULT_BUILTIN_CONFIG)
-    "carla": {},  # CARLA settings (control/carla/config.py DEFAULT_CARLA_CONFIG)
-    "seed": None,  # base seed; each env runner / vector copy adds its index
-    "run_name": "default",  # names CARLA containers and state-log files; set by ppo_train.py
-}
-
-_SECTIONS_WITH_FIXED_KEYS = ("procedural", "start", "termination")
 START_MODES = ("fixed", "random", "round_robin")
 DIRECTIONS = ("counter_clockwise", "clockwise", "random")
+
+
+def _range(value: list[float], low_m: float, high_m: float) -> list[float]:
+    """[low, high] within [low_m, high_m]; else a ValueError saying what is right."""
+    if len(value) != 2 or not low_m <= value[0] <= value[1] <= high_m:
+        raise ValueError(f"[low, high] with {low_m:g} <= low <= high <= {high_m:g} m")
+    return value
+
+
+def _length_range(value: list[float]) -> list[float]:
+    return _range(value, MIN_LENGTH_M, MAX_LENGTH_M)
+
+
+def _width_range(value: list[float]) -> list[float]:
+    return _range(value, MIN_WIDTH_M, MAX_WIDTH_M)
+
+
+def _check_tracks(spec: str | list[str]) -> str | list[str]:
+    """Raise TrackFileError now (not inside an env runner) for a track name or file that does not load."""
+    from control.errors import TrackFileError
+    from control.track.track import Track
+
+    if isinstance(spec, list) and not spec:
+        raise ValueError("a track name, a .npy path, a non-empty list of those, or 'procedural'")
+    if isinstance(spec, list) and "procedural" in spec:
+        raise ConfigError(f"env_config.track {spec!r} lists 'procedural'; give track: procedural alone, or a list of track names/.npy paths")
+    for name in spec if isinstance(spec, list) else [spec]:
+        if name != "procedural":
+            try:
+                Track.load(name)
+            except TrackFileError as exc:
+                raise TrackFileError(f"env_config.track: {exc}") from None
+    return spec
+
+
+def _check_observation(section: dict[str, Any]) -> dict[str, Any]:
+    from control.env.observations import validate_observation_config
+
+    validate_observation_config(section)
+    return section
+
+
+def _check_action(section: dict[str, Any]) -> dict[str, Any]:
+    from control.env.actions import make_action_type
+
+    make_action_type(section)
+    return section
+
+
+def _check_reward(name: str) -> str:
+    from control.env.rewards import load_reward_function
+
+    load_reward_function(name)
+    return name
+
+
+def _check_builtin(section: dict[str, Any]) -> dict[str, Any]:
+    from control.sim.builtin import resolve_builtin_config
+
+    resolve_builtin_config(section)
+    return section
+
+
+class ProceduralConfig(Section):
+    """env_config.procedural: the generated tracks of `track: procedural`."""
+
+    length_m: Annotated[list[StrictFloat], AfterValidator(_length_range), Expect("[low, high] in metres")] = Field(
+        list(DEFAULT_LENGTH_RANGE_M), description="generated track length range [low, high], m")
+    width_m: Annotated[list[StrictFloat], AfterValidator(_width_range), Expect("[low, high] in metres")] = Field(
+        list(DEFAULT_WIDTH_RANGE_M), description="generated track width range [low, high], m")
+    pool_size: Annotated[NonNegativeWhole, Expect("a whole number >= 0 (0: a new track every episode)")] = Field(
+        0, description="> 0: draw from this many fixed seeds (cheaper resets, cached per process); 0: a fresh track every episode")
+
+
+class StartConfig(Section):
+    """env_config.start: where and which way an episode starts."""
+
+    mode: Annotated[Text, one_of(*START_MODES)] = Field(
+        "random", description="where along the lap an episode starts: fixed (at `waypoint`), random, or round_robin (advances each episode)")
+    waypoint: NonNegativeWhole = Field(0, description="fixed mode: start waypoint index")
+    round_robin_waypoints: NonNegativeWhole = Field(10, description="round_robin: waypoints the start advances each episode")
+    direction: Annotated[Text, one_of(*DIRECTIONS)] = Field(
+        "counter_clockwise", description="counter_clockwise (waypoint order), clockwise or random")
+    lateral_noise_m: NonNegativeNumber = Field(0.0, description="uniform random offset from the centerline at the start, m")
+    heading_noise_deg: NonNegativeNumber = Field(0.0, description="uniform random heading offset at the start, degrees")
+
+
+class TerminationConfig(Section):
+    """env_config.termination: what ends an episode besides the step limit."""
+
+    off_track: Flag = Field(True, description="end the episode when no wheel is on the track (DeepRacer)")
+    immobilized_steps: PositiveWhole = Field(30, description="end when the car moved < immobilized_distance_m over this many steps")
+    immobilized_distance_m: NonNegativeNumber = Field(0.05, description="see immobilized_steps, m")
+    reversed: Flag = Field(True, description="end when the car drives the wrong way for reversed_steps steps")
+    reversed_steps: PositiveWhole = Field(15, description="see reversed, steps")
+    laps: PositiveWhole = Field(1, description="laps to complete before the episode ends (progress is per lap)")
+
+
+class EnvConfig(Section):
+    """env_config: the environment's settings (every key is also a gym.make keyword)."""
+
+    simulator: Annotated[Text, one_of(*SIMULATORS)] = Field(
+        "builtin", description="`builtin` (numpy, no server) or `carla` (a CARLA server)")
+    track: Annotated[str | list[str], AfterValidator(_check_tracks), Expect(
+        "a track name, a .npy path, a non-empty list of those, or 'procedural'")] = Field(
+        "oval", description="a bundled name (oval, hairpins, speedway), a DeepRacer `.npy` path, a list of those "
+                            "(one per episode), or `procedural` (a new generated track every episode)")
+    procedural: ProceduralConfig = Field(default_factory=ProceduralConfig, description="generated tracks (`track: procedural`)")
+    max_episode_steps: PositiveWhole = Field(1000, description="truncation limit, steps (at 15 Hz: 66 s)")
+    observation: Annotated[dict[str, Any], AfterValidator(_check_observation)] = Field(
+        default_factory=lambda: {"type": "vlidar"}, description="observation type and its keys (see below)")
+    action: Annotated[dict[str, Any], AfterValidator(_check_action)] = Field(
+        default_factory=lambda: {"type": "continuous"}, description="action type and its keys (see below)")
+    reward: Annotated[Text, AfterValidator(_check_reward)] = Field(
+        "follow_center_line", description="a built-in reward name or a path to a `.py` file defining `reward_function(params)`")
+    start: StartConfig = Field(default_factory=StartConfig, description="start point and direction")
+    termination: TerminationConfig = Field(default_factory=TerminationConfig, description="what ends an episode")
+    builtin: Annotated[dict[str, Any], AfterValidator(_check_builtin)] = Field(
+        default_factory=dict, description="built-in simulator settings (see [The built-in simulator](#the-built-in-simulator))")
+    carla: dict[str, Any] = Field(default_factory=dict, description="CARLA settings (see [CARLA](#carla-backend))")
+    seed: Whole | None = Field(None, description="base seed; each env runner and vector copy adds its index")
+    run_name: Text = Field("default", description="set by `ppo_train.py`; names CARLA containers and state-log files")
+
+    @model_validator(mode="after")
+    def _fits_the_car(self) -> EnvConfig:
+        """Discrete actions within the car's limits (the backend's); CARLA settings checked when CARLA is used."""
+        from control.env.actions import make_action_type
+        from control.sim.registry import vehicle_limits
+
+        make_action_type(self.action, vehicle_limits({"simulator": self.simulator, "builtin": self.builtin}))
+        if self.simulator == "carla" or self.carla:
+            from control.carla.config import validate_carla_config
+
+            carla = validate_carla_config(self.carla)
+            kind = self.observation.get("type")
+            if self.simulator == "carla" and kind in ("camera", "both") and (not carla["camera"]["enabled"] or carla["no_rendering"]):
+                raise ConfigError(f"env_config.observation.type {kind!r} needs CARLA camera frames, but "
+                                  "env_config.carla has camera.enabled: false or no_rendering: true; enable the camera "
+                                  "with rendering on, or use observation type vlidar")
+        return self
+
+
+DEFAULT_ENV_CONFIG: dict[str, Any] = defaults_of(EnvConfig)
 
 
 def merge_dicts(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,91 +193,6 @@ def merge_dicts(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
     return out
 
 
-def _choice(value: Any, valid: tuple[str, ...], where: str) -> None:
-    """Raise unless value is one of valid."""
-    if value not in valid:
-        from control.errors import did_you_mean
-
-        raise ConfigError(f"{where} is {value!r}{did_you_mean(str(value), valid)}; expected one of {', '.join(valid)}")
-
-
-def _check_tracks(spec: str | list) -> None:
-    """Raise TrackFileError now (not inside an env runner) for a track name or file that does not load."""
-    from control.errors import TrackFileError
-    from control.track.track import Track
-
-    if isinstance(spec, list) and "procedural" in spec:
-        raise ConfigError(f"env_config.track {spec!r} lists 'procedural'; give track: procedural alone, or a list of track names/.npy paths")
-    for name in spec if isinstance(spec, list) else [spec]:
-        if name != "procedural":
-            try:
-                Track.load(name)
-            except TrackFileError as exc:
-                raise TrackFileError(f"env_config.track: {exc}") from None
-
-
-def _check_procedural(section: Mapping[str, Any]) -> None:
-    """Raise ConfigError now for ranges no generated track can meet (else every env runner fails at reset)."""
-    from control.track.generate import MAX_LENGTH_M, MAX_WIDTH_M, MIN_LENGTH_M, MIN_WIDTH_M
-
-    for key, (lo_m, hi_m) in (("length_m", (MIN_LENGTH_M, MAX_LENGTH_M)), ("width_m", (MIN_WIDTH_M, MAX_WIDTH_M))):
-        value = section[key]
-        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        if not ok or not lo_m <= value[0] <= value[1] <= hi_m:
-            raise ConfigError(f"env_config.procedural.{key} is {value!r}; expected [low, high] with "
-                              f"{lo_m:g} <= low <= high <= {hi_m:g} m")
-    pool = section["pool_size"]
-    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
-        raise ConfigError(f"env_config.procedural.pool_size is {pool!r}; expected a whole number >= 0 (0: a new track every episode)")
-
-
 def validate_env_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults merged with `config`; unknown keys and bad values raise ConfigError naming them."""
-    config = dict(config or {})
-    for key in config:
-        if key not in DEFAULT_ENV_CONFIG:
-            raise unknown_key_error(key, DEFAULT_ENV_CONFIG, "env_config")
-    for section in _SECTIONS_WITH_FIXED_KEYS:
-        given = config.get(section) or {}
-        if not isinstance(given, Mapping):
-            raise ConfigError(f"env_config.{section} must be a mapping, got {given!r}")
-        for key in given:
-            if key not in DEFAULT_ENV_CONFIG[section]:
-                raise unknown_key_error(key, DEFAULT_ENV_CONFIG[section], f"env_config.{section}")
-    cfg = merge_dicts(DEFAULT_ENV_CONFIG, config)
-    # Observation and action sections are replaced, not merged: their keys depend on `type`.
-    for section in ("observation", "action"):
-        if section in config:
-            cfg[section] = copy.deepcopy(dict(config[section]))
-    _choice(cfg["simulator"], tuple(SIMULATORS), "env_config.simulator")
-    _choice(cfg["start"]["mode"], START_MODES, "env_config.start.mode")
-    _choice(cfg["start"]["direction"], DIRECTIONS, "env_config.start.direction")
-    steps = cfg["max_episode_steps"]
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ConfigError(f"env_config.max_episode_steps must be a positive integer, got {steps!r}")
-    if not isinstance(cfg["track"], (str, list)) or (isinstance(cfg["track"], list) and not cfg["track"]):
-        raise ConfigError(f"env_config.track must be a track name, a .npy path, a non-empty list of those, or 'procedural'; got {cfg['track']!r}")
-    _check_tracks(cfg["track"])
-    _check_procedural(cfg["procedural"])
-    # Sub-configs validate themselves; importing here keeps this module light.
-    from control.env.actions import make_action_type
-    from control.env.observations import validate_observation_config
-    from control.env.rewards import load_reward_function
-
-    validate_observation_config(cfg["observation"])
-    make_action_type(cfg["action"])
-    load_reward_function(cfg["reward"])
-    from control.sim.builtin import resolve_builtin_config
-
-    resolve_builtin_config(cfg["builtin"])
-    if cfg["simulator"] == "carla" or cfg["carla"]:
-        from control.carla.config import validate_carla_config
-
-        carla = validate_carla_config(cfg["carla"])
-        if cfg["simulator"] == "carla" and cfg["observation"].get("type") in ("camera", "both") and (
-                not carla["camera"]["enabled"] or carla["no_rendering"]):
-            raise ConfigError(f"env_config.observation.type {cfg['observation']['type']!r} needs CARLA camera frames, but "
-                              "env_config.carla has camera.enabled: false or no_rendering: true; enable the camera "
-                              "with rendering on, or use observation type vlidar")
-    return cfg
+    """Defaults merged with `config`; unknown keys and bad values raise a one-line ConfigError naming them."""
+    return parse_section(EnvConfig, config, "env_config").model_dump()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import gymnasium as gym
 import numpy as np
+from pydantic import Field, StrictFloat, field_validator
 
-from control.env.typed_section import merge_section, pick_type
+from control.config_schema import Expect, Flag, Number, PositiveNumber, PositiveWhole, Section
+from control.env.typed_section import parse_typed_section, pick_type
 from control.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,10 +24,10 @@ if TYPE_CHECKING:
 class ObservationType(abc.ABC):
     """Builds the observations of N cars from the race's current state."""
 
-    defaults: dict[str, Any] = {}
+    Settings: type[Section] = Section  # the type's keys: defaults, units, checks
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = merge_section(config, self.defaults, "observation")
+        self.config = parse_typed_section(config, self.Settings, "observation")
 
     @abc.abstractmethod
     def space(self) -> gym.Space:
@@ -39,28 +41,32 @@ class ObservationType(abc.ABC):
 class VirtualLidarObservation(ObservationType):
     """Distances from the car to the track borders along fixed rays, normalised to [0, 1]."""
 
-    defaults = {
-        "num_rays": 32,  # rays spread evenly over fov_deg (ignored when angles_deg is given)
-        "fov_deg": 180.0,  # field of view centred on the car's heading, degrees
-        "angles_deg": None,  # explicit ray angles relative to the heading, degrees (left positive)
-        "max_range_m": 5.0,  # rays are capped here; observation = distance / max_range_m
-        "ego_features": True,  # append speed / max speed and steering / max steering
-    }
+    class Settings(Section):
+        """env_config.observation for type vlidar."""
+
+        num_rays: PositiveWhole = Field(32, description="rays spread evenly over fov_deg (ignored when angles_deg is given)")
+        fov_deg: Annotated[Number, Field(gt=0, le=360), Expect("a number in (0, 360] degrees")] = Field(
+            180.0, description="field of view centred on the car's heading, degrees")
+        angles_deg: Annotated[list[StrictFloat] | None, Expect("null or a non-empty list of degrees")] = Field(
+            None, description="explicit ray angles relative to the heading, degrees (left positive)")
+        max_range_m: PositiveNumber = Field(5.0, description="rays are capped here; observation = distance / max_range_m, m")
+        ego_features: Flag = Field(True, description="append speed / max speed and steering / max steering")
+
+        @field_validator("angles_deg")
+        @classmethod
+        def _not_empty(cls, value: list[float] | None) -> list[float] | None:
+            if value is not None and not value:
+                raise ValueError("null or a non-empty list of degrees")
+            return value
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
         cfg = self.config
         if cfg["angles_deg"] is not None:
             angles = np.asarray(cfg["angles_deg"], dtype=np.float64)
-            if angles.ndim != 1 or len(angles) == 0:
-                raise ConfigError(f"env_config.observation.angles_deg must be a non-empty list of degrees, got {cfg['angles_deg']!r}")
         else:
             n, fov = int(cfg["num_rays"]), float(cfg["fov_deg"])
-            if n < 1 or not 0 < fov <= 360:
-                raise ConfigError(f"env_config.observation needs num_rays >= 1 and 0 < fov_deg <= 360, got {n}, {fov}")
             angles = np.linspace(-fov / 2, fov / 2, n) if n > 1 else np.zeros(1)
-        if not float(cfg["max_range_m"]) > 0:
-            raise ConfigError(f"env_config.observation.max_range_m must be > 0, got {cfg['max_range_m']!r}")
         self.angles_rad = np.radians(angles)
         self.max_range_m = float(cfg["max_range_m"])
         self.last_distances_m = np.full((1, len(angles)), self.max_range_m)  # (N, R) of the latest observe, for render
@@ -96,20 +102,18 @@ class VirtualLidarObservation(ObservationType):
 class CameraObservation(ObservationType):
     """The front camera: (H, W, C × frame_stack) uint8, grayscale by default (DeepRacer's 160×120)."""
 
-    defaults = {
-        "width_px": 160,  # image width, pixels
-        "height_px": 120,  # image height, pixels
-        "rgb": False,  # 3 colour channels instead of 1 gray channel
-        "frame_stack": 1,  # consecutive frames stacked on the channel axis
-        "normalize": False,  # float32 in [0, 1] instead of uint8 (RLlib's default CNN wants float)
-    }
+    class Settings(Section):
+        """env_config.observation for type camera."""
+
+        width_px: PositiveWhole = Field(160, description="image width, pixels (DeepRacer: 160)")
+        height_px: PositiveWhole = Field(120, description="image height, pixels (DeepRacer: 120)")
+        rgb: Flag = Field(False, description="3 colour channels instead of 1 gray channel")
+        frame_stack: PositiveWhole = Field(1, description="consecutive frames stacked on the channel axis")
+        normalize: Flag = Field(False, description="float32 in [0, 1] instead of uint8 (RLlib's default CNN wants float)")
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
         cfg = self.config
-        for key in ("width_px", "height_px", "frame_stack"):
-            if not isinstance(cfg[key], int) or cfg[key] < 1:
-                raise ConfigError(f"env_config.observation.{key} must be a positive integer, got {cfg[key]!r}")
         self.channels = 3 if cfg["rgb"] else 1
         self._stack: np.ndarray | None = None  # (N, H, W, C * frame_stack), oldest frame first
 
@@ -154,7 +158,12 @@ class CameraObservation(ObservationType):
 class CombinedObservation(ObservationType):
     """A Dict with the camera image (`camera`) and the lidar vector (`vlidar`)."""
 
-    defaults = {"camera": {}, "vlidar": {}}  # each: that type's keys
+    class Settings(Section):
+        """env_config.observation for type both."""
+
+        camera: CameraObservation.Settings = Field(default_factory=CameraObservation.Settings, description="the camera's keys (type camera)")
+        vlidar: VirtualLidarObservation.Settings = Field(default_factory=VirtualLidarObservation.Settings,
+                                                         description="the rays' keys (type vlidar)")
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)

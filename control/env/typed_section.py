@@ -1,10 +1,11 @@
-"""Config sections chosen by a `type` key (observation, action): the shared key checks."""
+"""Config sections chosen by a `type` key (observation, action): the type lookup and its model's check."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from control.errors import ConfigError, did_you_mean, unknown_key_error
+from control.config_schema import Section, parse_section
+from control.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -19,10 +20,9 @@ def pick_type(config: Mapping[str, Any] | None, registry: Mapping[str, T], secti
     return registry[kind]
 
 
-def merge_section(config: Mapping[str, Any], defaults: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """`defaults` updated with `config` (minus `type`); a key the type does not know is a ConfigError."""
-    where = f"env_config.{section} (type {config.get('type')})"
-    for key in config:
-        if key != "type" and key not in defaults:
-            raise unknown_key_error(key, [*defaults, "type"], where)
-    return {**defaults, **{k: v for k, v in config.items() if k != "type"}}
+def parse_typed_section(config: Mapping[str, Any], settings: type[Section], section: str) -> dict[str, Any]:
+    """The type's settings model filled from `config` (minus `type`), as a dict; a bad key or value is a ConfigError."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"env_config.{section} must be a mapping with a `type` key, got {config!r}")
+    given = {k: v for k, v in config.items() if k != "type"}
+    return parse_section(settings, given, f"env_config.{section}").model_dump()

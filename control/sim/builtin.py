@@ -8,15 +8,24 @@ The pose is the car's centre; each physics sub-step moves it along an exact circ
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numba
 import numpy as np
+from pydantic import AfterValidator, Field
 
-from control.errors import ConfigError, unknown_key_error
+from control.config_schema import (
+    Expect,
+    Flag,
+    Number,
+    PositiveNumber,
+    PositiveWhole,
+    Section,
+    defaults_of,
+    parse_section,
+)
 from control.sim.base import (
     DEEPRACER_LIMITS,
     BatchedSimulator,
@@ -29,92 +38,58 @@ from control.sim.base import (
     wheel_positions_m,
 )
 
-DEFAULT_CAMERA_CONFIG: dict[str, Any] = {
-    "width_px": 160,  # image width, pixels (DeepRacer: 160)
-    "height_px": 120,  # image height, pixels (DeepRacer: 120)
-    "rgb": False,  # True: (H, W, 3) RGB frames; False: (H, W) grayscale, DeepRacer's default
-    "fov_deg": 120.0,  # horizontal field of view, degrees (DeepRacer's wide-angle lens)
-    "height_m": 0.10,  # lens height above the ground, m
-    "pitch_deg": 15.0,  # downward tilt of the optical axis, degrees
-    "x_offset_m": 0.08,  # lens position ahead of the car's centre, m
-    "texture_resolution_m": 0.02,  # ground texture cell size, m (1-2 cm keeps the border lines crisp)
-    "centerline": True,  # draw DeepRacer's dashed yellow centerline
-}
-
-DEFAULT_BUILTIN_CONFIG: dict[str, Any] = {
-    "control_hz": DEEPRACER_LIMITS.control_hz,  # control steps per second (DeepRacer: 15 Hz)
-    "physics_substeps": 4,  # integration sub-steps per control step
-    "wheelbase_m": DEEPRACER_LIMITS.wheelbase_m,  # front-to-rear axle distance, m (1/18 scale car: 0.165)
-    "track_width_car_m": DEEPRACER_LIMITS.axle_track_m,  # left-to-right wheel distance, m (0.15)
-    "max_steering_deg": DEEPRACER_LIMITS.max_steering_deg,  # steering lock, degrees (DeepRacer: +-30)
-    "max_steering_rate_deg_s": None,  # steering servo rate, deg/s; None = reaches the command at once
-    "max_speed_mps": DEEPRACER_LIMITS.max_speed_mps,  # top speed, m/s (DeepRacer: 4)
-    "max_accel_mps2": DEEPRACER_LIMITS.max_accel_mps2,  # forward acceleration limit, m/s^2 (3)
-    "max_brake_mps2": DEEPRACER_LIMITS.max_brake_mps2,  # braking deceleration limit, m/s^2 (6)
-    "friction_mu": DEEPRACER_LIMITS.friction_mu,  # tyre-road friction: curvature <= mu * g / v^2 (0.7: a 1.6 m corner holds 3.3 m/s)
-    "gravity_mps2": DEEPRACER_LIMITS.gravity_mps2,  # gravitational acceleration, m/s^2
-    "camera": DEFAULT_CAMERA_CONFIG,  # front camera, see DEFAULT_CAMERA_CONFIG
-}
-
-_POSITIVE_KEYS = (
-    "control_hz",
-    "wheelbase_m",
-    "track_width_car_m",
-    "max_steering_deg",
-    "max_speed_mps",
-    "max_accel_mps2",
-    "max_brake_mps2",
-    "friction_mu",
-    "gravity_mps2",
-)
-_CAMERA_POSITIVE_KEYS = ("width_px", "height_px", "fov_deg", "height_m", "texture_resolution_m")
+_CAM = CameraSpec()  # the camera's defaults are CameraSpec's (DeepRacer's)
+_CAR = DEEPRACER_LIMITS  # the car's defaults are DeepRacer's
 
 
-def _check_positive(cfg: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
-    """Raise ConfigError unless every key in `keys` holds a positive finite number."""
-    for key in keys:
-        value = cfg[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-        if not ok:
-            raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
+def _below_89(value: float) -> float:
+    if not value < 89.0:
+        raise ValueError("a positive number below 89 degrees")
+    return value
+
+
+class BuiltinCameraConfig(Section):
+    """env_config.builtin.camera: the ground-plane pinhole camera (its keys are CameraSpec's)."""
+
+    width_px: PositiveWhole = Field(_CAM.width_px, description="image width, pixels (DeepRacer: 160; a camera observation sets it)")
+    height_px: PositiveWhole = Field(_CAM.height_px, description="image height, pixels (DeepRacer: 120; a camera observation sets it)")
+    rgb: Flag = Field(_CAM.rgb, description="true: (H, W, 3) RGB frames; false: (H, W) gray, DeepRacer's default")
+    fov_deg: Annotated[PositiveNumber, Field(lt=179), Expect("a number between 0 and 179 degrees")] = Field(
+        _CAM.fov_deg, description="horizontal field of view, degrees (DeepRacer's wide-angle lens)")
+    height_m: PositiveNumber = Field(_CAM.height_m, description="lens height above the ground, m")
+    pitch_down_deg: Annotated[Number, Field(gt=-89, lt=89), Expect("a number between -89 and 89 degrees")] = Field(
+        _CAM.pitch_down_deg, description="optical axis tilted this far below the horizon, degrees (positive = down)")
+    x_offset_m: Number = Field(_CAM.x_offset_m, description="lens position ahead of the car's centre, m")
+    texture_resolution_m: PositiveNumber = Field(0.02, description="ground texture cell size, m (1-2 cm keeps the border lines crisp)")
+    centerline: Flag = Field(True, description="draw DeepRacer's dashed yellow centerline")
+
+
+class BuiltinConfig(Section):
+    """env_config.builtin: the built-in car (its VehicleLimits) and physics."""
+
+    control_hz: PositiveNumber = Field(_CAR.control_hz, description="control steps per second (DeepRacer: 15 Hz)")
+    physics_substeps: Annotated[PositiveWhole, Expect("an integer >= 1")] = Field(4, description="integration sub-steps per control step")
+    wheelbase_m: PositiveNumber = Field(_CAR.wheelbase_m, description="front-to-rear axle distance, m (1/18 scale car: 0.165)")
+    track_width_car_m: PositiveNumber = Field(_CAR.axle_track_m, description="left-to-right wheel distance, m")
+    max_steering_deg: Annotated[PositiveNumber, AfterValidator(_below_89)] = Field(
+        _CAR.max_steering_deg, description="steering lock either side, degrees (DeepRacer: 30)")
+    max_steering_rate_deg_s: Annotated[PositiveNumber | None, Expect("null or a positive number")] = Field(
+        None, description="steering servo rate, deg/s; null = reaches the command at once")
+    max_speed_mps: PositiveNumber = Field(_CAR.max_speed_mps, description="top speed, m/s (DeepRacer: 4)")
+    max_accel_mps2: PositiveNumber = Field(_CAR.max_accel_mps2, description="forward acceleration limit, m/s²")
+    max_brake_mps2: PositiveNumber = Field(_CAR.max_brake_mps2, description="braking deceleration limit, m/s²")
+    friction_mu: PositiveNumber = Field(_CAR.friction_mu, description="tyre-road friction: curvature <= mu * g / v² (0.7: a 1.6 m corner holds 3.3 m/s)")
+    gravity_mps2: PositiveNumber = Field(_CAR.gravity_mps2, description="gravitational acceleration, m/s²")
+    camera: BuiltinCameraConfig = Field(default_factory=BuiltinCameraConfig, description="front camera (env_config.builtin.camera)")
+
+
+DEFAULT_BUILTIN_CONFIG: dict[str, Any] = defaults_of(BuiltinConfig)
+DEFAULT_CAMERA_CONFIG: dict[str, Any] = DEFAULT_BUILTIN_CONFIG["camera"]
 
 
 def resolve_builtin_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults merged with `config`, validated; unknown keys and bad values raise ConfigError."""
-    config = dict(config or {})
-    for key in config:
-        if key not in DEFAULT_BUILTIN_CONFIG:
-            raise unknown_key_error(key, DEFAULT_BUILTIN_CONFIG, "the builtin simulator config")
-    camera_in = config.pop("camera", None) or {}
-    if not isinstance(camera_in, Mapping):
-        raise ConfigError(f"builtin.camera must be a mapping of camera settings, got {camera_in!r}")
-    for key in camera_in:
-        if key not in DEFAULT_CAMERA_CONFIG:
-            raise unknown_key_error(key, DEFAULT_CAMERA_CONFIG, "the builtin simulator camera config")
-    cfg = copy.deepcopy(DEFAULT_BUILTIN_CONFIG)
-    cfg.update(config)
-    cfg["camera"].update(camera_in)
-
-    _check_positive(cfg, _POSITIVE_KEYS, "builtin")
-    _check_positive(cfg["camera"], _CAMERA_POSITIVE_KEYS, "builtin.camera")
-    if not isinstance(cfg["physics_substeps"], int) or isinstance(cfg["physics_substeps"], bool) or cfg["physics_substeps"] < 1:
-        raise ConfigError(f"builtin.physics_substeps must be an integer >= 1, got {cfg['physics_substeps']!r}")
-    if cfg["max_steering_deg"] >= 89.0:
-        raise ConfigError(f"builtin.max_steering_deg must be below 89 degrees, got {cfg['max_steering_deg']!r}")
-    if cfg["max_steering_rate_deg_s"] is not None:
-        _check_positive(cfg, ("max_steering_rate_deg_s",), "builtin")
-    cam = cfg["camera"]
-    if not 0 < cam["fov_deg"] < 179:
-        raise ConfigError(f"builtin.camera.fov_deg must be between 0 and 179 degrees, got {cam['fov_deg']!r}")
-    if not -89 < cam["pitch_deg"] < 89:
-        raise ConfigError(f"builtin.camera.pitch_deg must be between -89 and 89 degrees, got {cam['pitch_deg']!r}")
-    for key in ("width_px", "height_px"):
-        if not isinstance(cam[key], int) or isinstance(cam[key], bool):
-            raise ConfigError(f"builtin.camera.{key} must be an integer number of pixels, got {cam[key]!r}")
-    for key in ("rgb", "centerline"):
-        if not isinstance(cam[key], bool):
-            raise ConfigError(f"builtin.camera.{key} must be true or false, got {cam[key]!r}")
-    return cfg
+    """Defaults merged with `config`, validated; unknown keys and bad values raise a one-line ConfigError."""
+    return parse_section(BuiltinConfig, config, "env_config.builtin").model_dump()
 
 
 def limits_from_config(cfg: Mapping[str, Any]) -> VehicleLimits:
@@ -132,7 +107,7 @@ def camera_spec_from_config(cam: Mapping[str, Any]) -> CameraSpec:
     """The CameraSpec of a resolved builtin camera config."""
     return CameraSpec(width_px=int(cam["width_px"]), height_px=int(cam["height_px"]), rgb=bool(cam["rgb"]),
                       fov_deg=float(cam["fov_deg"]), height_m=float(cam["height_m"]),
-                      pitch_down_deg=float(cam["pitch_deg"]), x_offset_m=float(cam["x_offset_m"]))
+                      pitch_down_deg=float(cam["pitch_down_deg"]), x_offset_m=float(cam["x_offset_m"]))
 
 
 @numba.njit(cache=True)

@@ -10,6 +10,8 @@ from control.track.track import Track
 
 MIN_LENGTH_M, MAX_LENGTH_M = 15.0, 80.0
 MIN_WIDTH_M, MAX_WIDTH_M = 0.6, 1.2
+DEFAULT_LENGTH_RANGE_M = (20.0, 60.0)  # generated track length range, m (env_config.procedural reads it)
+DEFAULT_WIDTH_RANGE_M = (0.76, 1.07)  # generated track width range, m
 WAYPOINT_SPACING_M = 0.2  # DeepRacer files space waypoints 0.1–0.3 m apart
 
 
@@ -79,8 +81,8 @@ def validate_track(track: Track, min_radius_m: float | None = None) -> str | Non
 
 def generate_track(
     seed: int,
-    length_m: tuple[float, float] = (20.0, 60.0),
-    width_m: tuple[float, float] = (0.76, 1.07),
+    length_m: tuple[float, float] = DEFAULT_LENGTH_RANGE_M,
+    width_m: tuple[float, float] = DEFAULT_WIDTH_RANGE_M,
     num_control_points: tuple[int, int] = (8, 14),
     max_attempts: int = 200,
 ) -> Track:
