@@ -34,8 +34,8 @@ class ObservationType(abc.ABC):
         """The gymnasium observation space of one car."""
 
     @abc.abstractmethod
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> Any:
-        """Observations of cars `idx` (first axis: the cars); reset=True starts their episodes (frame stacks)."""
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> Any:
+        """Observations of cars `idx` (first axis: the cars); reset=True (or an (N,) mask) starts their episodes (frame stacks)."""
 
 
 class VirtualLidarObservation(ObservationType):
@@ -68,6 +68,7 @@ class VirtualLidarObservation(ObservationType):
             n, fov = int(cfg["num_rays"]), float(cfg["fov_deg"])
             angles = np.linspace(-fov / 2, fov / 2, n) if n > 1 else np.zeros(1)
         self.angles_rad = np.radians(angles)
+        self._cos_rel, self._sin_rel = np.cos(self.angles_rad), np.sin(self.angles_rad)  # ray directions in the car frame
         self.max_range_m = float(cfg["max_range_m"])
         self.last_distances_m = np.full((1, len(angles)), self.max_range_m)  # (N, R) of the latest observe, for render
 
@@ -79,23 +80,23 @@ class VirtualLidarObservation(ObservationType):
             low[-1] = -1.0  # steering is signed
         return gym.spaces.Box(low, high, dtype=np.float32)
 
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> np.ndarray:
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
+        from control.track.kernels import lidar_observe
+
         st = race.states
-        origins = np.c_[st.x_m[idx], st.y_m[idx]]
-        angles = st.yaw_rad[idx, None] + self.angles_rad[None, :]
-        distances = np.empty(angles.shape)
-        for track, rows in race.groups_by_track(idx):
-            distances[rows] = track.ray_distances_cars(origins[rows], angles[rows], self.max_range_m)
         if self.last_distances_m.shape[0] != race.num_cars:
             self.last_distances_m = np.full((race.num_cars, len(self.angles_rad)), self.max_range_m)
-        self.last_distances_m[idx] = distances
-        n = distances.shape[1]
-        obs = np.empty((len(idx), n + 2 if self.config["ego_features"] else n), dtype=np.float32)
-        np.divide(distances, self.max_range_m, out=obs[:, :n])  # computed in float64, stored as float32
-        if self.config["ego_features"]:
-            limits = race.limits
-            obs[:, n] = np.minimum(st.speed_mps[idx] / limits.max_speed_mps, 1.0)
-            obs[:, n + 1] = np.clip(st.steering_rad[idx] / limits.max_steering_rad, -1.0, 1.0)
+        n = len(self.angles_rad)
+        ego = bool(self.config["ego_features"])
+        obs = np.empty((len(idx), n + 2 if ego else n), dtype=np.float32)  # computed in float64, stored as float32
+        limits = race.limits
+        for track, rows in race.groups_by_track(idx):
+            out = obs if len(rows) == len(idx) else np.empty((len(rows), obs.shape[1]), dtype=np.float32)
+            lidar_observe(idx[rows] if out is not obs else idx, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad,
+                          self._cos_rel, self._sin_rel, self.max_range_m, *track.lidar_grid(self.max_range_m), ego,
+                          limits.max_speed_mps, limits.max_steering_rad, self.last_distances_m, out)
+            if out is not obs:
+                obs[rows] = out
         return obs
 
 
@@ -136,7 +137,7 @@ class CameraObservation(ObservationType):
             images = (images @ GRAY_WEIGHTS).astype(np.uint8)[..., None]
         return images
 
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> np.ndarray:
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
         frames = self._frames(race, idx)
         stack, c = int(self.config["frame_stack"]), frames.shape[-1]
         if stack == 1:
@@ -144,11 +145,14 @@ class CameraObservation(ObservationType):
         else:
             if self._stack is None or self._stack.shape[0] != race.num_cars:
                 self._stack = np.zeros((race.num_cars, *frames.shape[1:3], c * stack), dtype=np.uint8)
-            if reset:  # a new episode starts with its first frame repeated
-                self._stack[idx] = np.concatenate([frames] * stack, axis=-1)
-            else:
-                self._stack[idx, ..., :-c] = self._stack[idx, ..., c:]
-                self._stack[idx, ..., -c:] = frames
+            # reset: True for all of idx, or an (N,) mask of the cars starting a new episode (autoreset).
+            fresh = np.full(len(idx), reset, dtype=bool) if np.ndim(reset) == 0 else np.asarray(reset, dtype=bool)[idx]
+            if fresh.any():  # a new episode starts with its first frame repeated
+                self._stack[idx[fresh]] = np.concatenate([frames[fresh]] * stack, axis=-1)
+            if not fresh.all():
+                going, rows = idx[~fresh], ~fresh
+                self._stack[going, ..., :-c] = self._stack[going, ..., c:]
+                self._stack[going, ..., -c:] = frames[rows]
             obs = self._stack[idx]
         if self.config["normalize"]:
             return obs.astype(np.float32) * np.float32(1 / 255)
@@ -173,7 +177,7 @@ class CombinedObservation(ObservationType):
     def space(self) -> gym.Space:
         return gym.spaces.Dict({"camera": self.camera.space(), "vlidar": self.vlidar.space()})
 
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool = False) -> dict[str, np.ndarray]:
+    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> dict[str, np.ndarray]:
         return {"camera": self.camera.observe(race, idx, reset), "vlidar": self.vlidar.observe(race, idx, reset)}
 
 

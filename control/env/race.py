@@ -12,16 +12,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 
 from control.env.actions import make_action_type
-from control.env.episode import STATUS, STATUS_NAMES, EpisodeStep, EpisodeTracker
+from control.env.episode import STATUS, STATUS_NAMES, EpisodeStep, EpisodeTracker, step_episodes
 from control.env.observations import camera_settings, make_observation_type
 from control.env.rewards import builtin_reward, evaluate_reward, load_reward_function
 from control.errors import RewardFunctionError
 from control.sim.base import BatchedSimulator, CarStates, SimulatorError
 from control.sim.registry import SIMULATORS, SimulatorRequest
+from control.track.kernels import project_race
 from control.track.track import Track
 
 _EMPTY_OBJECT_KEYS = ("closest_objects", "objects_location", "objects_left_of_center", "objects_speed", "objects_heading",
@@ -55,7 +57,17 @@ class RaceBatch:
         self._clockwise = np.zeros(n, dtype=bool)
         self._length_m = np.ones(n)
         self.tracker = EpisodeTracker(n, self.config["termination"], self.config["max_episode_steps"])
-        self.params: dict[str, np.ndarray] = {}
+        # DeepRacer's params of every car as rows of three blocks (floats, bools, ints), so a step writes them in
+        # one compiled call and an info copies three arrays; `params` holds the (N,) row views by name.
+        self._param_f = np.zeros((len(_FLOAT_PARAMS), n))
+        self._param_b = np.zeros((len(_BOOL_PARAMS), n), dtype=bool)
+        self._param_i = np.zeros((3, n), dtype=np.int64)  # steps, closest waypoint behind, ahead
+        self.params: dict[str, np.ndarray] = _param_views(self._param_f, self._param_b, self._param_i, with_direction=True)
+        self._one_track: Track | None = None  # the driving track when every car drives the same one
+        self._everyone = np.arange(n, dtype=np.intp)  # the kernels take car rows
+        # Projection of every car (s, distance, half width, left, heading, closest waypoints, direction, wheels on).
+        self._proj_buffers = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n),
+                              np.zeros((n, 2), dtype=np.int64), np.zeros(n), np.zeros((n, 4), dtype=bool))
         self.steering_cmd_deg, self.speed_cmd_mps = np.zeros(n), np.zeros(n)
         self.action_index = np.full(n, -1)
         self.last_reward = np.zeros(n)
@@ -76,6 +88,8 @@ class RaceBatch:
 
     def groups_by_track(self, idx: np.ndarray) -> list[tuple[Track, np.ndarray]]:
         """(driving track, positions within idx) for each distinct track of cars idx: one group when all share one."""
+        if self._one_track is not None:
+            return [(self._one_track, self._everyone if len(idx) == self.num_cars else np.arange(len(idx)))]
         tracks = [self.driving_tracks[i] for i in np.asarray(idx).tolist()]
         first = tracks[0] if tracks else None
         if all(t is first for t in tracks):
@@ -135,12 +149,12 @@ class RaceBatch:
             self._builtin_reward = builtin_reward(self.config["reward"], self.sim.limits.max_speed_mps)
 
     # ----------------------------------------------------------------- reset
-    def reset_cars(self, idx: np.ndarray, seeds: list[int | None] | None = None, options: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        """Start new episodes for cars idx; returns their observations and batched reset infos."""
-        idx = np.asarray(idx, dtype=np.intp)
-        options = dict(options or {})
+    def _place_cars(self, idx: np.ndarray, seeds: list[int | None] | None, options: Mapping[str, Any]) -> None:
+        """Draw each car's track, direction and start pose from its own generator, and place the cars (one backend call)."""
         start = self.config["start"]
-        x, y, yaw = np.empty(len(idx)), np.empty(len(idx)), np.empty(len(idx))
+        k = len(idx)
+        s_start, lateral, heading_noise = np.empty(k), np.empty(k), np.empty(k)
+        random_start = start["mode"] == "random" and "start_waypoint" not in options
         for j, i in enumerate(idx.tolist()):
             seed = None if seeds is None else seeds[j]
             if seed is None and self.base_seeds[i] is not None and self.episodes[i] < 0:
@@ -162,43 +176,58 @@ class RaceBatch:
             self._clockwise[i] = direction == "clockwise"
             self._length_m[i] = driving.length_m
             n = driving.num_waypoints
+            # One draw of the car's doubles: Generator.uniform(lo, hi) is lo + (hi - lo) * random(), so this is
+            # the same stream as uniform(0, L), uniform(-1, 1), uniform(-1, 1) one by one.
+            u = rng.random(3 if random_start else 2).tolist()
             if "start_waypoint" in options:
-                s_start = float(driving.cumulative_s_m[int(options["start_waypoint"]) % n])
+                s_start[j] = driving.cumulative_s_m[int(options["start_waypoint"]) % n]
             elif start["mode"] == "fixed":
-                s_start = float(driving.cumulative_s_m[int(start["waypoint"]) % n])
+                s_start[j] = driving.cumulative_s_m[int(start["waypoint"]) % n]
             elif start["mode"] == "round_robin":
                 waypoint = (int(start["waypoint"]) + int(self._round_robin[i]) * int(start["round_robin_waypoints"])) % n
                 self._round_robin[i] += 1
-                s_start = float(driving.cumulative_s_m[waypoint])
+                s_start[j] = driving.cumulative_s_m[waypoint]
             else:
-                s_start = float(rng.uniform(0, driving.length_m))
-            (pos,), (heading,) = driving.point_at(s_start)
-            lateral = float(rng.uniform(-1, 1)) * float(start["lateral_noise_m"])
-            pos = pos + lateral * np.array([-math.sin(heading), math.cos(heading)])  # across the track, not the noisy heading
-            heading += math.radians(float(rng.uniform(-1, 1)) * float(start["heading_noise_deg"]))
-            x[j], y[j], yaw[j] = pos[0], pos[1], heading
+                s_start[j] = 0.0 + driving.length_m * u.pop(0)
+            lateral[j] = -1.0 + 2.0 * u[0]
+            heading_noise[j] = -1.0 + 2.0 * u[1]
+        first = self.driving_tracks[0]
+        self._one_track = first if all(t is first for t in self.driving_tracks) else None
+        x, y, yaw = np.empty(k), np.empty(k), np.empty(k)
+        for track, rows in self.groups_by_track(idx):
+            pos, heading = track.point_at(s_start[rows])
+            offset = lateral[rows] * float(start["lateral_noise_m"])
+            # Across the track, not along the noisy heading.
+            x[rows] = pos[:, 0] + offset * -np.sin(heading)
+            y[rows] = pos[:, 1] + offset * np.cos(heading)
+            yaw[rows] = heading + np.radians(heading_noise[rows] * float(start["heading_noise_deg"]))
         tracks = [self.driving_tracks[i] for i in idx.tolist()]
         try:
             self.sim.reset_cars(idx, x, y, yaw, tracks)
         except SimulatorError:
             # A dead server at reset: the backend restarts it; one more try, then let it raise.
             self.sim.reset_cars(idx, x, y, yaw, tracks)
+
+    def reset_cars(self, idx: np.ndarray, seeds: list[int | None] | None = None, options: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Start new episodes for cars idx; returns their observations and batched reset infos."""
+        idx = np.asarray(idx, dtype=np.intp)
+        self._place_cars(idx, seeds, dict(options or {}))
         proj = self._project(idx)
         st = self.states
-        self.tracker.reset(idx, proj["s_m"][:, 0], st.x_m[idx], st.y_m[idx])
+        self.tracker.reset(idx, proj["s_m"], st.x_m[idx], st.y_m[idx])
         self.steering_cmd_deg[idx], self.speed_cmd_mps[idx], self.action_index[idx] = 0.0, 0.0, -1
         self.last_reward[idx] = 0.0
         if self.keep_trails:
             for i in idx.tolist():
                 self.trails[i] = [(float(st.x_m[i]), float(st.y_m[i]), float(st.speed_mps[i]))]
-        wheels_on = proj["distance_from_center_m"][:, 1:] <= proj["half_width_m"][:, 1:]
-        self._update_params(idx, proj, np.zeros(len(idx)), wheels_on.all(axis=1), np.zeros(len(idx), dtype=bool))
+        self._update_params(idx, proj, np.zeros(len(idx)), proj["wheels_on"].all(axis=1), np.zeros(len(idx), dtype=bool))
         obs = self.observation_type.observe(self, idx, reset=True)
         infos = {"params": {k: v[idx] for k, v in self.params.items() if k != "waypoint_direction_rad"},
                  "episode_status": STATUS_NAMES[np.full(len(idx), STATUS["prepare"])],
                  "track": np.array([self.tracks[i].name for i in idx.tolist()], dtype=object),
                  "direction": np.array([self.directions[i] for i in idx.tolist()], dtype=object)}
-        return obs, infos
+        every = np.ones(len(idx), dtype=bool)
+        return obs, {**infos, **{f"_{key}": every for key in infos}}
 
     def recover_car(self, i: int) -> Any:
         """Put car i back on the centerline at its nearest point, at rest, facing the driving direction.
@@ -215,96 +244,101 @@ class RaceBatch:
         # The backend's clock may restart on reset: shift the lap start so lap times stay continuous.
         self.tracker.lap_start_time_s[i] += float(self.states.time_s[i]) - elapsed_s
         proj = self._project(idx)
-        self.tracker.s_prev_m[i] = proj["s_m"][0, 0]
+        self.tracker.s_prev_m[i] = proj["s_m"][0]
         self.tracker.restart_immobilized_window(idx, self.states.x_m[idx], self.states.y_m[idx])
         if self.keep_trails:
             self.trails[i].append((float(self.states.x_m[i]), float(self.states.y_m[i]), 0.0))
-        wheels_on = proj["distance_from_center_m"][:, 1:] <= proj["half_width_m"][:, 1:]
-        self._update_params(idx, proj, self.params["progress"][idx], wheels_on.all(axis=1), np.zeros(1, dtype=bool),
+        self._update_params(idx, proj, self.params["progress"][idx], proj["wheels_on"].all(axis=1), np.zeros(1, dtype=bool),
                             steering_deg=np.zeros(1))
         return self.observation_type.observe(self, idx)
 
     # ------------------------------------------------------------------ step
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every car; returns batched observations, rewards, terminated, truncated and infos."""
+    def step(self, actions: Any, resetting: np.ndarray | None = None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every car; returns batched observations, rewards, terminated, truncated and infos.
+
+        Cars where `resetting` is True start a new episode in the same pass instead (the vector env's
+        NEXT_STEP autoreset): their action is ignored, they get their reset observation, reward 0,
+        not done, and the reset info (episode_status "prepare", params, track, direction).
+        """
         steering_deg, speed_cmd_mps, action_index = self.action_type.to_commands(actions)
+        reset_idx = None if resetting is None or not resetting.any() else np.flatnonzero(resetting)
+        if reset_idx is not None:  # to_commands returns fresh arrays
+            steering_deg[reset_idx], speed_cmd_mps[reset_idx] = 0.0, 0.0
+            action_index = np.array(action_index)
+            action_index[reset_idx] = -1
         self.steering_cmd_deg, self.speed_cmd_mps, self.action_index = steering_deg, speed_cmd_mps, action_index
         try:
             st = self.sim.step(np.radians(steering_deg), speed_cmd_mps)
         except SimulatorError as exc:
             return self._sim_error_step(exc)
-        everyone = np.arange(self.num_cars)
+        if reset_idx is not None:
+            self._place_cars(reset_idx, None, {})
         if self.keep_trails:
-            for i in everyone.tolist():
-                self.trails[i].append((float(st.x_m[i]), float(st.y_m[i]), float(st.speed_mps[i])))
-        proj = self._project(everyone)
-        wheels_on = proj["distance_from_center_m"][:, 1:] <= proj["half_width_m"][:, 1:]
-        ep = self.tracker.step(proj["s_m"][:, 0], self._length_m, st.x_m, st.y_m, st.yaw_rad, proj["heading_rad"][:, 0],
-                               wheels_on, st.time_s, st.is_crashed)
-        self._update_params(everyone, proj, ep.progress, ep.all_wheels_on_track, ep.off_track, steering_deg=steering_deg)
-        reward, components = self._rewards()
+            for i in range(self.num_cars):
+                point = (float(st.x_m[i]), float(st.y_m[i]), float(st.speed_mps[i]))
+                if reset_idx is not None and i in reset_idx:
+                    self.trails[i] = [point]
+                else:
+                    self.trails[i].append(point)
+        if self._one_track is not None:  # every car on one track: projection, episode and params in one compiled call
+            ep = self._update_one_track(steering_deg, resetting if reset_idx is not None else None)
+        else:
+            proj = self._project(self._everyone)
+            ep = self.tracker.step(proj["s_m"], self._length_m, st.x_m, st.y_m, st.yaw_rad, proj["heading_rad"], proj["wheels_on"],
+                                   st.time_s, st.is_crashed, resetting=None if reset_idx is None else resetting)
+            self._update_params(slice(None), proj, ep.progress, ep.all_wheels_on_track, ep.off_track, steering_deg=steering_deg)
+        reward, components = self._rewards(reset_idx)
+        if reset_idx is not None:
+            reward[reset_idx] = 0.0
         self.last_reward = reward
-        obs = self.observation_type.observe(self, everyone)
-        return obs, reward, ep.terminated, ep.truncated, self._step_infos(ep, components)
+        obs = self.observation_type.observe(self, self._everyone, reset=False if reset_idx is None else resetting)
+        return obs, reward, ep.terminated, ep.truncated, self._step_infos(ep, components, reset_idx)
+
+    def _update_one_track(self, steering_deg: np.ndarray, resetting: np.ndarray | None) -> EpisodeStep:
+        """Project every car onto the one driving track, step the episodes and write the params: one kernel call."""
+        st, tracker = self.states, self.tracker
+        laps_done = _race_update(self._everyone, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.wheel_positions_m, st.time_s,
+                                 st.is_crashed, self._one_track.race_projection_tables(), self._proj_buffers,
+                                 tracker.reset_mask(resetting), tracker.kernel_state(), tracker.kernel_settings(),
+                                 tracker.kernel_outputs(), steering_deg, self._length_m, self._clockwise,
+                                 self._param_f, self._param_b, self._param_i)
+        return tracker.finish_step(laps_done, resetting)
 
     def _project(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """Projection of each car and its four wheels onto its driving track: (k, 5) arrays."""
+        """Each car of idx and its four wheels projected onto its driving track: per-car (k,) fields, wheels_on (k, 4)."""
+        k = len(idx)
+        out = {"s_m": np.empty(k), "distance_from_center_m": np.empty(k), "half_width_m": np.empty(k),
+               "is_left_of_center": np.empty(k, dtype=bool), "heading_rad": np.empty(k),
+               "closest_waypoints": np.empty((k, 2), dtype=np.int64), "waypoint_direction_rad": np.empty(k),
+               "wheels_on": np.empty((k, 4), dtype=bool)}
         st = self.states
-        points = np.empty((len(idx), 5, 2))
-        points[:, 0, 0], points[:, 0, 1] = st.x_m[idx], st.y_m[idx]
-        points[:, 1:] = st.wheel_positions_m[idx]
+        fields = (out["s_m"], out["distance_from_center_m"], out["half_width_m"], out["is_left_of_center"], out["heading_rad"],
+                  out["closest_waypoints"], out["waypoint_direction_rad"], out["wheels_on"])
         groups = self.groups_by_track(idx)
         if len(groups) == 1:
-            p = groups[0][0].project_cars(points)
-            return {"s_m": p.s_m, "distance_from_center_m": p.distance_from_center_m, "half_width_m": p.half_width_m,
-                    "is_left_of_center": p.is_left_of_center, "heading_rad": p.heading_rad,
-                    "closest_waypoints": p.closest_waypoints, "waypoint_direction_rad": groups[0][0].waypoint_direction_rad[p.segment_index[:, 0]]}
-        out: dict[str, np.ndarray] = {}
+            project_race(idx, st.x_m, st.y_m, st.wheel_positions_m, *groups[0][0].race_projection_tables(), *fields)
+            return out
         for track, rows in groups:
-            p = track.project_cars(points[rows])
-            fields = {"s_m": p.s_m, "distance_from_center_m": p.distance_from_center_m, "half_width_m": p.half_width_m,
-                      "is_left_of_center": p.is_left_of_center, "heading_rad": p.heading_rad,
-                      "closest_waypoints": p.closest_waypoints, "waypoint_direction_rad": track.waypoint_direction_rad[p.segment_index[:, 0]]}
-            for key, value in fields.items():
-                if key not in out:
-                    out[key] = np.empty((len(idx),) + value.shape[1:], dtype=value.dtype)
-                out[key][rows] = value
+            part = [np.empty((len(rows),) + f.shape[1:], dtype=f.dtype) for f in fields]
+            project_race(idx[rows], st.x_m, st.y_m, st.wheel_positions_m, *track.race_projection_tables(), *part)
+            for f, values in zip(fields, part, strict=True):
+                f[rows] = values
         return out
 
-    def _update_params(self, idx: np.ndarray, proj: dict[str, np.ndarray], progress: np.ndarray, all_on: np.ndarray,
+    def _update_params(self, idx: np.ndarray | slice, proj: dict[str, np.ndarray], progress: np.ndarray, all_on: np.ndarray,
                        off_track: np.ndarray, steering_deg: np.ndarray | None = None) -> None:
-        """DeepRacer's reward params of cars idx, as (N,) arrays (all but waypoints and the object lists)."""
-        n = self.num_cars
-        if not self.params:
-            self.params = {
-                "all_wheels_on_track": np.zeros(n, dtype=bool), "x": np.zeros(n), "y": np.zeros(n), "heading": np.zeros(n),
-                "distance_from_center": np.zeros(n), "is_left_of_center": np.zeros(n, dtype=bool), "progress": np.zeros(n),
-                "steps": np.zeros(n, dtype=np.int64), "speed": np.zeros(n), "steering_angle": np.zeros(n),
-                "track_width": np.zeros(n), "track_length": np.zeros(n), "closest_waypoints": np.zeros((n, 2), dtype=np.int64),
-                "is_reversed": np.zeros(n, dtype=bool), "is_crashed": np.zeros(n, dtype=bool), "is_offtrack": np.zeros(n, dtype=bool),
-                "projection_distance": np.zeros(n), "waypoint_direction_rad": np.zeros(n),
-            }
-        p, st = self.params, self.states
-        p["all_wheels_on_track"][idx] = all_on
-        p["x"][idx], p["y"][idx] = st.x_m[idx], st.y_m[idx]
-        yaw = st.yaw_rad[idx]
-        p["heading"][idx] = np.degrees(yaw - math.tau * np.rint(yaw / math.tau))
-        p["distance_from_center"][idx] = proj["distance_from_center_m"][:, 0]
-        p["is_left_of_center"][idx] = proj["is_left_of_center"][:, 0]
-        p["progress"][idx] = progress
-        p["steps"][idx] = self.tracker.steps[idx]
-        # The car's measured speed, not the action's target: a reward on the commanded speed can be
-        # gamed (command fast, drive slowly). Steering is the action's, as in DeepRacer.
-        p["speed"][idx] = st.speed_mps[idx]
-        p["steering_angle"][idx] = 0.0 if steering_deg is None else steering_deg
-        p["track_width"][idx] = 2 * proj["half_width_m"][:, 0]
-        p["track_length"][idx] = self._length_m[idx]
-        p["closest_waypoints"][idx] = proj["closest_waypoints"][:, 0]
-        p["is_reversed"][idx] = self._clockwise[idx]
-        p["is_crashed"][idx] = st.is_crashed[idx]
-        p["is_offtrack"][idx] = off_track
-        p["projection_distance"][idx] = proj["s_m"][:, 0]
-        p["waypoint_direction_rad"][idx] = proj["waypoint_direction_rad"]
+        """DeepRacer's reward params of cars idx (all but waypoints and the object lists), in one compiled call."""
+        rows = self._everyone if isinstance(idx, slice) else idx
+        st = self.states
+        steering = np.zeros(len(rows)) if steering_deg is None else steering_deg
+        _write_params(rows, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.is_crashed, proj["s_m"], proj["distance_from_center_m"],
+                      proj["half_width_m"], proj["is_left_of_center"], proj["closest_waypoints"], proj["waypoint_direction_rad"],
+                      np.asarray(progress, dtype=np.float64), all_on, off_track, self.tracker.steps, steering, self._length_m,
+                      self._clockwise, self._param_f, self._param_b, self._param_i)
+
+    def info_params(self) -> dict[str, np.ndarray]:
+        """A copy of every car's params (N,) arrays, as an info carries them (three block copies)."""
+        return _param_views(self._param_f.copy(), self._param_b.copy(), self._param_i.copy(), with_direction=False)
 
     def car_params(self, i: int, waypoints: bool = False) -> dict[str, Any]:
         """DeepRacer's params dict of car i with Python values (waypoints only when asked)."""
@@ -326,48 +360,70 @@ class RaceBatch:
             out["waypoints"] = cached
         return out
 
-    def _rewards(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Rewards (N,) and their components; built-ins over arrays, a user file once per car."""
+    def _rewards(self, skip: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Rewards (N,) and their components; built-ins over arrays, a user file once per car (not for cars in `skip`)."""
         if self.user_reward is None:
             try:
-                components = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (self.num_cars,)) for k, v in self._builtin_reward(self.params).items()}
+                components = {k: _column(v, self.num_cars) for k, v in self._builtin_reward(self.params).items()}
             except Exception as exc:
                 raise RewardFunctionError(f"reward function raised {type(exc).__name__}: {exc} at step {self.tracker.steps.tolist()}") from exc
-            total = np.add.reduce(list(components.values())) if components else np.zeros(self.num_cars)
-            bad = ~np.isfinite(total)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise RewardFunctionError(f"reward function returned non-finite {total[i]} at step {int(self.tracker.steps[i])} "
-                                          f"(components { {k: float(v[i]) for k, v in components.items()} })")
+            values = list(components.values())
+            total = values[0] + values[1] if len(values) == 2 else np.add.reduce(values) if values else np.zeros(self.num_cars)
+            total = np.array(total, dtype=np.float64)  # a fresh, writable array
+            if not np.isfinite(total).all():
+                if skip is not None:
+                    total[skip] = 0.0
+                bad = ~np.isfinite(total)
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise RewardFunctionError(f"reward function returned non-finite {total[i]} at step {int(self.tracker.steps[i])} "
+                                              f"(components { {k: float(v[i]) for k, v in components.items()} })")
             return total, components
-        totals = np.empty(self.num_cars)
-        values = np.empty(self.num_cars)
+        totals = np.zeros(self.num_cars)
+        values = np.zeros(self.num_cars)
+        skipped = set() if skip is None else set(skip.tolist())
         for i in range(self.num_cars):
+            if i in skipped:  # a car starting a new episode has no step to reward
+                continue
             totals[i], comp = evaluate_reward(self.user_reward, self.car_params(i, waypoints=True), int(self.tracker.steps[i]))
             values[i] = comp.get("reward_function", totals[i])
         return totals, {"reward_function": values}
 
-    def _step_infos(self, ep: EpisodeStep, components: dict[str, np.ndarray]) -> dict[str, Any]:
-        """The batched info of a step (gymnasium's vector format without the masks)."""
+    def _step_infos(self, ep: EpisodeStep, components: dict[str, np.ndarray], reset_idx: np.ndarray | None = None) -> dict[str, Any]:
+        """The batched info of a step in gymnasium's vector format (arrays and their `_key` masks).
+
+        Cars in reset_idx carry their reset info instead: params, episode_status, track and direction.
+        """
         st = self.states
-        p = {k: v.copy() for k, v in self.params.items() if k != "waypoint_direction_rad"}
+        n = self.num_cars
+        every = np.ones(n, dtype=bool)
+        stepped = every
+        if reset_idx is not None:
+            stepped = every.copy()
+            stepped[reset_idx] = False
+        p = self.info_params()
         infos: dict[str, Any] = {
-            "params": p,
-            "episode_status": STATUS_NAMES[ep.status],
-            "steering_deg": self.steering_cmd_deg.copy(),
-            "speed_cmd_mps": self.speed_cmd_mps.copy(),
-            "action_index": self.action_index.copy(),
-            "sim_time_s": st.time_s.copy(),
-            "reward_components": {k: np.array(v) for k, v in components.items()},
-            "laps_completed": self.tracker.laps_completed.copy(),
-            "vehicle": {"speed_mps": st.speed_mps.copy(), "steering_deg": np.degrees(st.steering_rad),
-                        "yaw_deg": np.degrees(st.yaw_rad)},
-            "lap_time_s": ep.lap_time_s,
-            "_lap_time_s": ep.lap_complete.copy(),
+            "params": p, "_params": every,
+            "episode_status": STATUS_NAMES[ep.status], "_episode_status": every,
+            "steering_deg": self.steering_cmd_deg.copy(), "_steering_deg": stepped,
+            "speed_cmd_mps": self.speed_cmd_mps.copy(), "_speed_cmd_mps": stepped,
+            "action_index": self.action_index.copy(), "_action_index": stepped,
+            "sim_time_s": st.time_s.copy(), "_sim_time_s": stepped,
+            "reward_components": {k: np.array(v) for k, v in components.items()}, "_reward_components": stepped,
+            "laps_completed": self.tracker.laps_completed.copy(), "_laps_completed": stepped,
+            "vehicle": {"speed_mps": st.speed_mps.copy(), "steering_deg": np.degrees(st.steering_rad), "yaw_deg": np.degrees(st.yaw_rad)},
+            "_vehicle": stepped,
+            "lap_time_s": ep.lap_time_s, "_lap_time_s": ep.lap_complete,
         }
         if ep.truncated.any():
             infos["truncated_reason"] = np.where(ep.truncated, "max_episode_steps", "").astype(object)
             infos["_truncated_reason"] = ep.truncated.copy()
+        if reset_idx is not None:
+            track, direction = np.empty(n, dtype=object), np.empty(n, dtype=object)
+            track[reset_idx] = [self.tracks[i].name for i in reset_idx.tolist()]
+            direction[reset_idx] = [self.directions[i] for i in reset_idx.tolist()]
+            infos["track"], infos["_track"] = track, ~stepped
+            infos["direction"], infos["_direction"] = direction, ~stepped
         return infos
 
     def _sim_error_step(self, exc: SimulatorError) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -383,7 +439,7 @@ class RaceBatch:
             one = gym.spaces.utils.unflatten(space, np.zeros(gym.spaces.utils.flatdim(space)))
             obs = {k: np.stack([v] * n) for k, v in one.items()} if isinstance(one, dict) else np.stack([one] * n)
         infos = {
-            "params": {k: v.copy() for k, v in self.params.items() if k != "waypoint_direction_rad"},
+            "params": self.info_params(),
             "episode_status": STATUS_NAMES[np.full(n, STATUS["sim_error"])],
             "truncated_reason": np.array([f"simulator error: {exc}"] * n, dtype=object),
             "_truncated_reason": np.ones(n, dtype=bool),
@@ -391,6 +447,8 @@ class RaceBatch:
             "action_index": self.action_index.copy(), "sim_time_s": self.states.time_s.copy(),
             "reward_components": {}, "laps_completed": self.tracker.laps_completed.copy(),
         }
+        every = np.ones(n, dtype=bool)
+        infos.update({f"_{key}": every for key in list(infos) if f"_{key}" not in infos and not key.startswith("_")})
         return obs, np.zeros(n), np.zeros(n, dtype=bool), np.ones(n, dtype=bool), infos
 
     def close(self) -> None:
@@ -398,6 +456,62 @@ class RaceBatch:
         if self.sim is not None:
             self.sim.close()
             self.sim = None
+
+
+_FLOAT_PARAMS = ("x", "y", "heading", "distance_from_center", "progress", "speed", "steering_angle", "track_width", "track_length",
+                 "projection_distance", "waypoint_direction_rad")
+_BOOL_PARAMS = ("all_wheels_on_track", "is_left_of_center", "is_reversed", "is_crashed", "is_offtrack")
+
+
+def _param_views(floats: np.ndarray, bools: np.ndarray, ints: np.ndarray, with_direction: bool) -> dict[str, np.ndarray]:
+    """The params dict over the three blocks: one (N,) view per name, closest_waypoints (N, 2)."""
+    names = _FLOAT_PARAMS if with_direction else _FLOAT_PARAMS[:-1]  # waypoint_direction_rad: for the built-in rewards only
+    out = {name: floats[k] for k, name in enumerate(names)}
+    out.update({name: bools[k] for k, name in enumerate(_BOOL_PARAMS)})
+    out["steps"] = ints[0]
+    out["closest_waypoints"] = ints[1:3].T
+    return out
+
+
+@numba.njit(cache=True)
+def _write_params(rows, x, y, yaw, speed, crashed, s_m, dist, half_width, left, closest, wp_direction, progress, all_on,
+                  off_track, steps, steering_deg, length_m, clockwise, pf, pb, pi):  # pragma: no cover - compiled
+    """Params of cars rows[j] from their state (by car) and this step's projection and episode results (by j).
+
+    Rows follow _FLOAT_PARAMS and _BOOL_PARAMS. The speed is the car's measured speed, not the action's target
+    (a reward on the commanded speed can be gamed: command fast, drive slowly); steering is the action's, as in DeepRacer.
+    """
+    tau = 2.0 * math.pi
+    for j in range(rows.shape[0]):
+        c = rows[j]
+        pf[0, c], pf[1, c] = x[c], y[c]
+        pf[2, c] = (yaw[c] - tau * np.rint(yaw[c] / tau)) * (180.0 / math.pi)
+        pf[3, c], pf[4, c], pf[5, c], pf[6, c] = dist[j], progress[j], speed[c], steering_deg[j]
+        pf[7, c], pf[8, c], pf[9, c], pf[10, c] = 2 * half_width[j], length_m[c], s_m[j], wp_direction[j]
+        pb[0, c], pb[1, c], pb[2, c], pb[3, c], pb[4, c] = all_on[j], left[j], clockwise[c], crashed[c], off_track[j]
+        pi[0, c], pi[1, c], pi[2, c] = steps[c], closest[j, 0], closest[j, 1]
+
+
+@numba.njit(cache=True)
+def _race_update(rows, x, y, yaw, speed, wheels, time_s, crashed, tables, proj, resetting, state, settings, outputs,
+                 steering_deg, length_m, clockwise, pf, pb, pi):  # pragma: no cover - compiled
+    """project_race + the episode step + the params of every car (rows == 0..N-1), in one call; returns laps completed."""
+    project_race(rows, x, y, wheels, tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6], tables[7],
+                 tables[8], tables[9], tables[10], tables[11], tables[12], tables[13],
+                 proj[0], proj[1], proj[2], proj[3], proj[4], proj[5], proj[6], proj[7])
+    laps_done = step_episodes(proj[0], length_m, x, y, yaw, proj[4], proj[7], time_s, crashed, resetting,
+                              state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7], state[8], state[9],
+                              settings[0], settings[1], settings[2], settings[3], settings[4], settings[5],
+                              outputs[0], outputs[1], outputs[2], outputs[3], outputs[4], outputs[5], outputs[6])
+    _write_params(rows, x, y, yaw, speed, crashed, proj[0], proj[1], proj[2], proj[3], proj[5], proj[6], state[6], outputs[2],
+                  outputs[3], state[0], steering_deg, length_m, clockwise, pf, pb, pi)
+    return laps_done
+
+
+def _column(value: Any, n: int) -> np.ndarray:
+    """A reward component as an (n,) float64 array (a scalar is broadcast)."""
+    a = np.asarray(value, dtype=np.float64)
+    return a if a.shape == (n,) else np.broadcast_to(a, (n,))
 
 
 def _builtin_names() -> tuple[str, ...]:

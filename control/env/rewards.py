@@ -26,8 +26,9 @@ def follow_center_line(params: Mapping[str, Any]) -> dict[str, Any]:
     """DeepRacer's example 1: reward staying near the center line, in three bands."""
     width = np.asarray(params["track_width"], dtype=np.float64)
     distance = np.asarray(params["distance_from_center"], dtype=np.float64)
-    reward = np.select([distance <= 0.1 * width, distance <= 0.25 * width, distance <= 0.5 * width], [1.0, 0.5, 0.1],
-                       1e-3)  # 1e-3: likely crashed / close to off track
+    # np.where, innermost band last: np.select costs ~10x more on the small arrays of a step.
+    reward = np.where(distance <= 0.1 * width, 1.0, np.where(distance <= 0.25 * width, 0.5,
+                      np.where(distance <= 0.5 * width, 0.1, 1e-3)))  # 1e-3: likely crashed / close to off track
     return {"center_line": reward}
 
 

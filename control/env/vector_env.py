@@ -20,15 +20,6 @@ from control.env.config import validate_env_config
 from control.env.race import RaceBatch
 
 
-def _with_masks(infos: dict[str, Any], num_envs: int) -> dict[str, Any]:
-    """Add gymnasium's `_key` masks (every car) to the keys that have none."""
-    out = dict(infos)
-    for key in list(infos):
-        if not key.startswith("_") and f"_{key}" not in infos:
-            out[f"_{key}"] = np.ones(num_envs, dtype=bool)
-    return out
-
-
 class RacingVectorEnv(gym.vector.VectorEnv):
     """N racing cars of one env_config as a gymnasium VectorEnv (built-in simulator: one batched backend)."""
 
@@ -68,38 +59,12 @@ class RacingVectorEnv(gym.vector.VectorEnv):
                 raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {self.num_envs} cars")
         obs, infos = self.race.reset_cars(np.arange(self.num_envs), seeds, options)
         self._autoreset[:] = False
-        return obs, _with_masks(infos, self.num_envs)
+        return obs, infos
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every car; cars whose episode ended on the previous step are reset instead (NEXT_STEP)."""
-        obs, reward, terminated, truncated, infos = self.race.step(actions)
-        infos = _with_masks(infos, self.num_envs)
-        done_before = np.flatnonzero(self._autoreset)
-        if len(done_before):
-            reset_obs, reset_infos = self.race.reset_cars(done_before)
-            if isinstance(obs, dict):
-                for key in obs:
-                    obs[key][done_before] = reset_obs[key]
-            else:
-                obs[done_before] = reset_obs
-            reward[done_before] = 0.0
-            terminated[done_before] = False
-            truncated[done_before] = False
-            for key in [k for k in infos if k.startswith("_")]:
-                infos[key][done_before] = False  # the reset info replaces the step's
-            for key, value in reset_infos.items():
-                if key == "params":
-                    for name, column in value.items():
-                        infos["params"][name][done_before] = column
-                    infos["_params"][done_before] = True
-                    continue
-                if key not in infos:
-                    infos[key] = np.empty(self.num_envs, dtype=value.dtype)
-                    infos[f"_{key}"] = np.zeros(self.num_envs, dtype=bool)
-                elif infos[key].dtype != value.dtype:
-                    infos[key] = infos[key].astype(object)
-                infos[key][done_before] = value
-                infos[f"_{key}"][done_before] = True
+        """Step every car; cars whose episode ended on the previous step are reset instead (NEXT_STEP), in the same pass."""
+        resetting = self._autoreset if self._autoreset.any() else None
+        obs, reward, terminated, truncated, infos = self.race.step(actions, resetting=resetting)
         self._autoreset = terminated | truncated
         return obs, reward, terminated, truncated, infos
 

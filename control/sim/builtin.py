@@ -111,10 +111,20 @@ def camera_spec_from_config(cam: Mapping[str, Any]) -> CameraSpec:
 
 
 @numba.njit(cache=True)
-def _physics_step(x, y, yaw, v, steer, steer_cmd, speed_cmd, substeps, dt, inv_wheelbase, max_steer_step,
-                  accel_step, brake_step, grip, kappa_out, understeer_out):  # pragma: no cover - compiled
-    """Advance every car one control period in place: exact arcs per sub-step, grip-limited curvature."""
+def _physics_step(x, y, yaw, v, steer, steer_in, speed_in, max_steer, max_speed, steer_cmd, speed_cmd, substeps, dt,
+                  inv_wheelbase, max_steer_step, accel_step, brake_step, grip, kappa_out, understeer_out, time_s, period_s,
+                  half_wheelbase, half_axle, wheels):  # pragma: no cover - compiled
+    """Advance every car one control period in place: exact arcs per sub-step, grip-limited curvature.
+
+    Clips the commands into steer_cmd/speed_cmd (no reverse gear), advances the clocks and writes the
+    wheel positions; returns False (and changes nothing) when a command is not finite.
+    """
     for i in range(x.shape[0]):
+        if not (math.isfinite(steer_in[i]) and math.isfinite(speed_in[i])):
+            return False
+    for i in range(x.shape[0]):
+        steer_cmd[i] = min(max(steer_in[i], -max_steer), max_steer)
+        speed_cmd[i] = min(max(speed_in[i], 0.0), max_speed)
         xi, yi, yawi, vi, si = x[i], y[i], yaw[i], v[i], steer[i]
         understeer = False
         kappa = 0.0
@@ -142,6 +152,21 @@ def _physics_step(x, y, yaw, v, steer, steer_cmd, speed_cmd, substeps, dt, inv_w
         yaw[i] = yawi - tau * np.rint(yawi / tau)
         x[i], y[i], v[i], steer[i] = xi, yi, vi, si
         kappa_out[i], understeer_out[i] = kappa, understeer
+        time_s[i] += period_s
+        _wheels(xi, yi, yaw[i], half_wheelbase, half_axle, wheels[i])
+    return True
+
+
+@numba.njit(cache=True)
+def _wheels(x, y, yaw, half_l, half_w, out):  # pragma: no cover - compiled
+    """Wheel contact points FL, FR, RL, RR (4, 2) of a car centred at (x, y): sim.base.wheel_positions_m for one car."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    fx, fy = c * half_l, s * half_l  # centre to front axle
+    lx, ly = -s * half_w, c * half_w  # axle centre to left wheel
+    out[0, 0], out[0, 1] = x + fx + lx, y + fy + ly
+    out[1, 0], out[1, 1] = x + fx - lx, y + fy - ly
+    out[2, 0], out[2, 1] = x - fx + lx, y - fy + ly
+    out[3, 0], out[3, 1] = x - fx - lx, y - fy - ly
 
 
 class BuiltinBatch(BatchedSimulator):
@@ -195,19 +220,18 @@ class BuiltinBatch(BatchedSimulator):
         return st
 
     def step(self, steering_rad: np.ndarray, speed_mps: np.ndarray) -> CarStates:
-        """Advance every car one control period towards its steering and target-speed command."""
+        """Advance every car one control period towards its steering and target-speed command (one compiled call)."""
         steer = np.asarray(steering_rad, dtype=np.float64).reshape(self.num_cars)
         speed = np.asarray(speed_mps, dtype=np.float64).reshape(self.num_cars)
-        if not (np.all(np.isfinite(steer)) and np.all(np.isfinite(speed))):
-            raise ValueError(f"BuiltinSimulator.step: commands must be finite, got steering_rad={steer}, speed_mps={speed}")
-        np.clip(steer, -self._max_steer_rad, self._max_steer_rad, out=self.steering_cmd_rad)
-        np.clip(speed, 0.0, self.limits.max_speed_mps, out=self.speed_cmd_mps)  # no reverse gear, like DeepRacer
         st = self.states
-        _physics_step(st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad, self.steering_cmd_rad, self.speed_cmd_mps,
-                      self._substeps, self._dt_s, 1.0 / self.limits.wheelbase_m, self._max_steer_step_rad,
-                      self._accel_step_mps, self._brake_step_mps, self._grip_mps2, self.curvature_per_m, self.understeer)
-        st.time_s += 1.0 / self.control_hz
-        st.wheel_positions_m[:] = wheel_positions_m(st.x_m, st.y_m, st.yaw_rad, self.limits.wheelbase_m, self.limits.axle_track_m)
+        lim = self.limits
+        ok = _physics_step(st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad, steer, speed, self._max_steer_rad,
+                           lim.max_speed_mps, self.steering_cmd_rad, self.speed_cmd_mps, self._substeps, self._dt_s,
+                           1.0 / lim.wheelbase_m, self._max_steer_step_rad, self._accel_step_mps, self._brake_step_mps,
+                           self._grip_mps2, self.curvature_per_m, self.understeer, st.time_s, 1.0 / self.control_hz,
+                           0.5 * lim.wheelbase_m, 0.5 * lim.axle_track_m, st.wheel_positions_m)
+        if not ok:
+            raise ValueError(f"BuiltinSimulator.step: commands must be finite, got steering_rad={steer}, speed_mps={speed}")
         return st
 
     def camera(self, track: Any) -> Any:

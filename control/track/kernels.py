@@ -75,41 +75,8 @@ def cast_rays(ox, oy, angles, max_range, lo_x, lo_y, cell_m, nx, ny, cell_start,
     A car outside the grid tests every segment.
     """
     for c in range(ox.shape[0]):
-        x0, y0 = ox[c], oy[c]
-        gx, gy = (x0 - lo_x) / cell_m, (y0 - lo_y) / cell_m
-        inside = 0 <= gx < nx and 0 <= gy < ny
-        for r in range(angles.shape[1]):
-            dx, dy = math.cos(angles[c, r]), math.sin(angles[c, r])
-            best = max_range
-            if not inside:
-                for s in range(sx.shape[0]):
-                    best = min(best, _hit_t(x0, y0, dx, dy, sx[s], sy[s], ex[s], ey[s]))
-                out[c, r] = best
-                continue
-            ix, iy = int(gx), int(gy)
-            step_x = 1 if dx > 0 else -1
-            step_y = 1 if dy > 0 else -1
-            t_max_x = ((ix + (step_x > 0)) - gx) * cell_m / dx if dx != 0.0 else np.inf
-            t_max_y = ((iy + (step_y > 0)) - gy) * cell_m / dy if dy != 0.0 else np.inf
-            t_delta_x = cell_m / abs(dx) if dx != 0.0 else np.inf
-            t_delta_y = cell_m / abs(dy) if dy != 0.0 else np.inf
-            while True:
-                cell = ix * ny + iy
-                for k in range(cell_start[cell], cell_start[cell + 1]):
-                    s = cell_segments[k]
-                    best = min(best, _hit_t(x0, y0, dx, dy, sx[s], sy[s], ex[s], ey[s]))
-                t_exit = min(t_max_x, t_max_y)
-                if best <= t_exit or t_exit >= max_range:
-                    break
-                if t_max_x < t_max_y:
-                    ix += step_x
-                    t_max_x += t_delta_x
-                else:
-                    iy += step_y
-                    t_max_y += t_delta_y
-                if ix < 0 or ix >= nx or iy < 0 or iy >= ny:
-                    break
-            out[c, r] = best
+        _cast_car(ox[c], oy[c], np.cos(angles[c]), np.sin(angles[c]), max_range, lo_x, lo_y, cell_m, nx, ny, cell_start,
+                  cell_segments, sx, sy, ex, ey, out[c])
 
 
 def segment_grid(start: np.ndarray, vec: np.ndarray, lo: np.ndarray, cell_m: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -132,3 +99,124 @@ def segment_grid(start: np.ndarray, vec: np.ndarray, lo: np.ndarray, cell_m: flo
     cell_start = np.zeros(shape[0] * shape[1] + 1, dtype=np.int64)
     np.add.at(cell_start, cells_arr + 1, 1)
     return np.cumsum(cell_start), segs_arr[order].astype(np.int64)
+
+
+@numba.njit(cache=True)
+def project_race(rows, x, y, wheels, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y, window, cum_s, seg_len, length_m,
+                 width, seg_heading, wp_direction, out_s, out_dist, out_half_width, out_left, out_heading, out_closest,
+                 out_wp_direction, out_wheels_on):  # pragma: no cover - compiled
+    """Project each car `rows[j]` and its 4 wheels (as Track.project(local=True)); write row j of the per-car outputs.
+
+    The car's centre gives s, distance from center, half width, side, heading, closest waypoints and
+    DeepRacer's waypoint direction; each wheel is on the track when within the half width.
+    """
+    n = start_x.shape[0]
+    local = n > 2 * window + 1
+    count = 2 * window + 1 if local else n
+    for j in range(rows.shape[0]):
+        c = rows[j]
+        mx, my = x[c], y[c]
+        for w in range(4):
+            mx += wheels[c, w, 0]
+            my += wheels[c, w, 1]
+        mx /= 5.0
+        my /= 5.0
+        nearest = 0
+        if local:
+            best = np.inf
+            for i in range(n):
+                dx, dy = start_x[i] - mx, start_y[i] - my
+                d = dx * dx + dy * dy
+                if d < best:
+                    best, nearest = d, i
+        for p in range(5):
+            qx = x[c] if p == 0 else wheels[c, p - 1, 0]
+            qy = y[c] if p == 0 else wheels[c, p - 1, 1]
+            best_d2, best_seg, best_t, best_side = np.inf, 0, 0.0, 0.0
+            for k in range(count):
+                i = (nearest - window + k) % n if local else k
+                rx, ry = qx - start_x[i], qy - start_y[i]
+                t = (rx * vec_x[i] + ry * vec_y[i]) / len2[i]
+                t = min(max(t, 0.0), 1.0)
+                dx, dy = rx - t * vec_x[i], ry - t * vec_y[i]
+                d2 = dx * dx + dy * dy
+                if d2 < best_d2:
+                    best_d2, best_seg, best_t = d2, i, t
+                    best_side = unit_x[i] * ry - unit_y[i] * rx
+            nxt = best_seg + 1 if best_seg + 1 < n else 0
+            half_width = 0.5 * (width[best_seg] * (1 - best_t) + width[nxt] * best_t)
+            dist = math.sqrt(best_d2)
+            if p == 0:
+                out_s[j] = (cum_s[best_seg] + best_t * seg_len[best_seg]) % length_m
+                out_dist[j] = dist
+                out_half_width[j] = half_width
+                out_left[j] = best_side > 0
+                out_heading[j] = seg_heading[best_seg]
+                out_closest[j, 0], out_closest[j, 1] = best_seg, nxt
+                out_wp_direction[j] = wp_direction[best_seg]
+            else:
+                out_wheels_on[j, p - 1] = dist <= half_width
+
+
+@numba.njit(cache=True)
+def lidar_observe(rows, x, y, yaw, speed, steer, cos_rel, sin_rel, max_range, lo_x, lo_y, cell_m, nx, ny, cell_start,
+                  cell_segments, sx, sy, ex, ey, ego, max_speed, max_steer, out_distances, out_obs):  # pragma: no cover - compiled
+    """Ray distances of cars rows[j] into out_distances[rows[j]] and their observation into out_obs[j].
+
+    The observation is distance / max_range per ray, then (ego) speed / max speed and steering / lock.
+    """
+    num_rays = cos_rel.shape[0]
+    for j in range(rows.shape[0]):
+        c = rows[j]
+        cy, sy_ = math.cos(yaw[c]), math.sin(yaw[c])
+        dx_rays = np.empty(num_rays)
+        dy_rays = np.empty(num_rays)
+        for r in range(num_rays):
+            dx_rays[r] = cy * cos_rel[r] - sy_ * sin_rel[r]  # cos(yaw + a)
+            dy_rays[r] = sy_ * cos_rel[r] + cy * sin_rel[r]  # sin(yaw + a)
+        _cast_car(x[c], y[c], dx_rays, dy_rays, max_range, lo_x, lo_y, cell_m, nx, ny, cell_start, cell_segments,
+                  sx, sy, ex, ey, out_distances[c])
+        for r in range(num_rays):
+            out_obs[j, r] = out_distances[c, r] / max_range
+        if ego:
+            out_obs[j, num_rays] = min(speed[c] / max_speed, 1.0)
+            out_obs[j, num_rays + 1] = min(max(steer[c] / max_steer, -1.0), 1.0)
+
+
+@numba.njit(cache=True)
+def _cast_car(x0, y0, dxs, dys, max_range, lo_x, lo_y, cell_m, nx, ny, cell_start, cell_segments, sx, sy, ex, ey, out):  # pragma: no cover - compiled
+    """Distances along unit directions (dxs, dys) from (x0, y0) to the nearest segment, capped (cast_rays' traversal)."""
+    gx, gy = (x0 - lo_x) / cell_m, (y0 - lo_y) / cell_m
+    inside = 0 <= gx < nx and 0 <= gy < ny
+    for r in range(dxs.shape[0]):
+        dx, dy = dxs[r], dys[r]
+        best = max_range
+        if not inside:
+            for s in range(sx.shape[0]):
+                best = min(best, _hit_t(x0, y0, dx, dy, sx[s], sy[s], ex[s], ey[s]))
+            out[r] = best
+            continue
+        ix, iy = int(gx), int(gy)
+        step_x = 1 if dx > 0 else -1
+        step_y = 1 if dy > 0 else -1
+        t_max_x = ((ix + (step_x > 0)) - gx) * cell_m / dx if dx != 0.0 else np.inf
+        t_max_y = ((iy + (step_y > 0)) - gy) * cell_m / dy if dy != 0.0 else np.inf
+        t_delta_x = cell_m / abs(dx) if dx != 0.0 else np.inf
+        t_delta_y = cell_m / abs(dy) if dy != 0.0 else np.inf
+        while True:
+            cell = ix * ny + iy
+            for k in range(cell_start[cell], cell_start[cell + 1]):
+                s = cell_segments[k]
+                best = min(best, _hit_t(x0, y0, dx, dy, sx[s], sy[s], ex[s], ey[s]))
+            t_exit = min(t_max_x, t_max_y)
+            if best <= t_exit or t_exit >= max_range:
+                break
+            if t_max_x < t_max_y:
+                ix += step_x
+                t_max_x += t_delta_x
+            else:
+                iy += step_y
+                t_max_y += t_delta_y
+            if ix < 0 or ix >= nx or iy < 0 or iy >= ny:
+                break
+        out[r] = best

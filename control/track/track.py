@@ -293,6 +293,22 @@ class Track:
             half_width_m=half_width,
         )
 
+    def race_projection_tables(self) -> tuple:
+        """The arguments of kernels.project_race after the cars: segment columns, window, lap and width tables (built once)."""
+        cached = self.__dict__.get("_race_projection_tables")
+        if cached is None:
+            segments = self._segments()
+            _, _, _, vx, vy, len2 = segments.every
+            columns = (self.cumulative_s_m, self.segment_length_m, self.width_m, self.segment_heading_rad, self.waypoint_direction_rad)
+            cum_s, seg_len, width, heading, direction = (np.ascontiguousarray(c, dtype=np.float64) for c in columns)
+            cached = self._race_projection_tables = (segments.start_x, segments.start_y, vx, vy, len2, segments.unit_x, segments.unit_y,
+                                                     _LOCAL_WINDOW, cum_s, seg_len, self.length_m, width, heading, direction)
+        return cached
+
+    def lidar_grid(self, max_range_m: float) -> tuple:
+        """The ray kernels' grid for rays of max_range_m (origin, cell size, shape, CSR segment lists, segment columns)."""
+        return self._ray_traversal_grid(float(max_range_m))
+
     @property
     def waypoint_direction_rad(self) -> np.ndarray:
         """(N,) direction from waypoint i to waypoint i+1 as DeepRacer rewards compute it (atan2; 0 for a repeated point)."""
