@@ -142,8 +142,10 @@ def config_error(exc: ValidationError, model: type[Section], data: Mapping[str, 
     if isinstance(cause, ValueError) and str(cause):
         expected = str(cause)
     else:
-        expected = _expect_of(field) or _PHRASES.get(err["type"]) or err["msg"].removeprefix("Input should be ")
+        expected = _expect_of(field) or _PHRASES.get(err["type"])
     shown = value if field is not None else err.get("input")
+    if expected is None:  # pydantic's own words, when the field says none
+        return ConfigError(f"{_location(where, path)}: {err['msg']}, got {shown!r}")
     return ConfigError(f"{_location(where, path)} must be {expected}, got {shown!r}")
 
 
@@ -184,6 +186,7 @@ def defaults_table(model: type[Section]) -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     defaults = defaults_of(model)
     for name, field in model.model_fields.items():
-        default = defaults[name]
-        rows.append(f"| `{name}` | `{_yaml_value(default)}` | {(field.description or '').replace('|', '/')} |")
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        shown = extra.get("shown_default") or f"`{_yaml_value(defaults[name])}`"  # a long default says it in words
+        rows.append(f"| `{name}` | {shown} | {(field.description or '').replace('|', '/')} |")
     return "\n".join(rows)

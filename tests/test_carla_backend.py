@@ -75,7 +75,7 @@ def test_fixed_delta_that_does_not_divide_the_control_period_is_a_config_error()
 # ------------------------------------------------------------------ sensors
 def test_camera_frame_returned_is_the_one_of_the_last_tick():
     server = fc._start_server(port=2000)
-    sim = make_sim({"fixed_delta_seconds": 1 / 45, "camera": {"width": 32, "height": 24}})
+    sim = make_sim({"fixed_delta_seconds": 1 / 45, "camera": {"width_px": 32, "height_px": 24}})
     sim.reset(start_pose(sim))
     for _ in range(25):
         state = sim.step(0.05, 2.0)
@@ -114,7 +114,7 @@ def test_1000_resets_leave_zero_live_actors_and_spare_other_clients_actors():
     other_world = fc.Client("127.0.0.1", 2000).get_world()
     bp = other_world.get_blueprint_library().find("vehicle.audi.tt")
     someone_elses = other_world.spawn_actor(bp, fc.Transform(fc.Location(0.0, 0.0, 0.0)))
-    sim = make_sim({"camera": {"width": 8, "height": 8}})
+    sim = make_sim({"camera": {"width_px": 8, "height_px": 8}})
     pose = start_pose(sim)
     for episode in range(1000):
         sim.reset(pose)
@@ -274,11 +274,11 @@ def test_attach_endpoints_hand_one_server_to_each_runner():
 
 @pytest.mark.parametrize("bad, message", [
     ({"prot": 2000}, "did you mean 'port'"),
-    ({"camera": {"widht": 10}}, "env_config.carla.camera.*did you mean 'width'"),
+    ({"camera": {"widht": 10}}, "env_config.carla.camera.*did you mean 'width_px'"),
     ({"weather": "ClearNon"}, "did you mean 'ClearNoon'"),
     ({"fixed_delta_seconds": 0.5}, r"\(0, 0.1\]"),
     ({"endpoints": ["nohostport"]}, "host:port"),
-    ({"port": "2000"}, "port must be a int"),
+    ({"port": "2000"}, "port must be a whole number in 1..65535, got '2000'"),
     ({"route": {"loop": "sideways"}}, "straight, left, right"),
     ({"quality_level": "low"}, "did you mean 'Low'"),
 ])

@@ -83,7 +83,7 @@ def test_track_file_placed_on_the_map_uses_the_offset(tmp_path):
 def test_live_carla_server_route_reset_and_steps():
     carla = pytest.importorskip("carla")
     cfg = {"avoid_server_init": True, "host": os.environ["CARLA_HOST"], "port": int(os.environ.get("CARLA_PORT", 2000)),
-           "map": os.environ.get("CARLA_MAP", "Town04"), "camera": {"width": 64, "height": 48}}
+           "map": os.environ.get("CARLA_MAP", "Town04"), "camera": {"width_px": 64, "height_px": 48}}
     sim = CarlaSimulator(cfg, None, run_name="live-test", runner_index=0, is_evaluation=False, control_hz=15.0,
                          carla_module=carla)
     try:

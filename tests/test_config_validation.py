@@ -238,3 +238,36 @@ def test_defaults_come_from_the_models_and_the_backend():
     assert DEFAULT_BUILTIN_CONFIG["max_speed_mps"] == DEEPRACER_LIMITS.max_speed_mps
     assert tuple(DEFAULT_ENV_CONFIG["procedural"]["length_m"]) == DEFAULT_LENGTH_RANGE_M
     assert DEFAULT_LENGTH_RANGE_M[0] <= generate_track(3).length_m <= DEFAULT_LENGTH_RANGE_M[1] + 1.0
+
+
+def test_carla_camera_takes_the_camera_spec_keys_and_mounts_looking_down():
+    """Both backends name the camera alike (CameraSpec's keys); pitch_down_deg > 0 looks down in CARLA too."""
+    from control.carla.backend import CarlaSimulator
+    from control.sim.base import Pose
+    from tests import fake_carla as fc
+
+    fc._reset_all()
+    try:
+        server = fc._start_server(port=2000)
+        camera = {"width_px": 40, "height_px": 30, "fov_deg": 70.0, "x_offset_m": 1.2, "height_m": 1.6, "pitch_down_deg": 12.0}
+        sim = CarlaSimulator({"avoid_server_init": True, "timeout_s": 1.0, "camera": camera}, None, run_name="test",
+                             runner_index=0, is_evaluation=False, carla_module=fc)
+        (pos,), (heading,) = sim.load_track().point_at(0.0)
+        sim.reset(Pose(float(pos[0]), float(pos[1]), float(heading)))
+        (sensor,) = [a for a in server.actors.values() if a.type_id == "sensor.camera.rgb"]
+        assert (sensor.attributes["image_size_x"], sensor.attributes["image_size_y"], sensor.attributes["fov"]) == ("40", "30", "70.0")
+        mount = sensor._transform
+        assert (mount.location.x, mount.location.z, mount.rotation.pitch) == (1.2, 1.6, -12.0)  # CARLA: negative pitch looks down
+        assert sim.camera_spec.pitch_down_deg == 12.0 and sim.camera_image().shape == (30, 40, 3)
+        sim.close()
+    finally:
+        fc._reset_all()
+    assert "did you mean 'pitch_down_deg'" in env_error({"carla": {"camera": {"pitch_deg": -10}}})
+
+
+def test_readme_defaults_tables_are_the_models():
+    """Every generated table in the README is what the models say now (keys, defaults, units): no drift."""
+    from control.tools.config_tables import README, readme_tables, tables_in_readme
+
+    in_readme = tables_in_readme(README.read_text(encoding="utf-8"))
+    assert in_readme == readme_tables(), "README tables are stale: paste `python -m control.tools.config_tables`"

@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from control.carla.config import validate_carla_config
+from control.carla.config import camera_spec, validate_carla_config
 from control.carla.server import CarlaServerError, carla_probe, server_for_runner
 from control.errors import ConfigError, UserError, did_you_mean
-from control.sim.base import DEEPRACER_LIMITS, Pose, SimulatorBackend, SimulatorError, VehicleLimits, VehicleState
+from control.sim.base import DEEPRACER_LIMITS, CameraSpec, Pose, SimulatorBackend, SimulatorError, VehicleLimits, VehicleState
 from control.track.track import Track
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ class CarlaSimulator(SimulatorBackend):
         self.cfg = validate_carla_config(carla_config)
         self.control_hz = float(control_hz)
         self.limits: VehicleLimits = dataclasses.replace(CARLA_LIMITS, control_hz=self.control_hz)
+        self.camera_spec: CameraSpec = camera_spec(self.cfg["camera"])  # what the RGB sensor renders, and where it sits
         self.carla = carla_module if carla_module is not None else import_carla(self.cfg)
         self.server = server_for_runner(self.cfg, run_name=run_name, runner_index=runner_index,
                                         is_evaluation=is_evaluation, vector_index=vector_index,
@@ -391,10 +392,12 @@ class CarlaSimulator(SimulatorBackend):
         specs = []
         if cam["enabled"] and not self.cfg["no_rendering"]:
             bp = library.find("sensor.camera.rgb")
-            bp.set_attribute("image_size_x", str(cam["width"]))
-            bp.set_attribute("image_size_y", str(cam["height"]))
-            bp.set_attribute("fov", str(cam["fov_deg"]))
-            mount = carla.Transform(carla.Location(x=cam["x_m"], z=cam["z_m"]), carla.Rotation(pitch=cam["pitch_deg"]))
+            spec = self.camera_spec
+            bp.set_attribute("image_size_x", str(spec.width_px))
+            bp.set_attribute("image_size_y", str(spec.height_px))
+            bp.set_attribute("fov", str(spec.fov_deg))
+            # CARLA's pitch is positive up; CameraSpec's pitch_down_deg is positive down.
+            mount = carla.Transform(carla.Location(x=spec.x_offset_m, z=spec.height_m), carla.Rotation(pitch=-spec.pitch_down_deg))
             specs.append((bp, mount, self._camera.put))
         specs.append((library.find("sensor.other.collision"), carla.Transform(), self._collisions.put))
         specs.append((library.find("sensor.other.lane_invasion"), carla.Transform(), self._lane_invasions.put))

@@ -102,8 +102,8 @@ class DiscreteAction(ActionType):
         actions: Annotated[list[DiscreteActionEntry], Field(min_length=1),
                            Expect("a non-empty list of {steering_angle: degrees, speed: m/s}")] = Field(
             default_factory=lambda: [DiscreteActionEntry(**a) for a in DEEPRACER_DEFAULT_ACTIONS],
-            description="list of {steering_angle: deg, speed: m/s}; default DeepRacer's 10 actions "
-                        "(full and half lock each way and straight, x 0.5 and 1 m/s)")
+            description="list of `{steering_angle: deg, speed: m/s}` (DeepRacer's model_metadata.json form), within the car's limits",
+            json_schema_extra={"shown_default": "DeepRacer's 10: ±30, ±15, 0° × 0.5, 1 m/s"})
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)

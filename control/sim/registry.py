@@ -54,7 +54,8 @@ def _make_carla(request: SimulatorRequest) -> BatchedSimulator:
     carla_config = dict(request.env_config["carla"])
     if request.camera is not None:
         # The observation space fixes the image size: the CARLA sensor must render exactly that.
-        carla_config["camera"] = {**(carla_config.get("camera") or {}), "width": request.camera["width_px"], "height": request.camera["height_px"]}
+        carla_config["camera"] = {**(carla_config.get("camera") or {}), "width_px": request.camera["width_px"],
+                                  "height_px": request.camera["height_px"]}
     backend = CarlaSimulator(carla_config, request.first_track, run_name=request.env_config["run_name"],
                              runner_index=request.worker_index, vector_index=request.vector_index,
                              is_evaluation=request.is_evaluation, control_hz=CONTROL_RATE_HZ)
