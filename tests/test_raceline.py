@@ -118,3 +118,28 @@ def test_too_narrow_track_is_a_one_line_error(tmp_path):
     track = circle_track(radius_m=1.5, width_m=0.2)
     with pytest.raises(ConfigError, match="too narrow"):
         racing_line(track, CAR, cache_dir=tmp_path)
+
+
+def test_cli_prints_the_three_laps_and_writes_the_community_format(tmp_path, capsys, monkeypatch):
+    from control.sim.raceline_cli import main
+
+    monkeypatch.setenv("RACELINE_CACHE_DIR", str(tmp_path / "cache"))
+    track_file = circle_track(radius_m=1.5, width_m=1.0).to_npy(tmp_path / "circle.npy")
+    assert main([str(track_file), "--out", str(tmp_path / "line.npy"), "--plot", str(tmp_path / "line.png")]) == 0
+    out = capsys.readouterr().out
+    for row in ("centerline", "optimal line", "tracked"):
+        assert row in out
+    xy, speed = np.load(tmp_path / "line.npy"), np.load(tmp_path / "line_speed.npy")
+    assert xy.shape[1] == 2 and len(speed) == len(xy)
+    np.testing.assert_array_equal(xy[0], xy[-1])  # closed like DeepRacer files
+    assert Track.load(str(track_file)).on_track(xy).all()
+    assert (tmp_path / "line.png").stat().st_size > 10_000
+    assert main([str(track_file), "--out", str(tmp_path / "line3.npy"), "--with-speed"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "line3.npy"), np.c_[xy, speed])
+
+
+def test_cli_unknown_track_is_one_line_exit_2(capsys):
+    from control.sim.raceline_cli import main
+
+    assert main(["no_such_track"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
