@@ -7,7 +7,8 @@ where)` validates a mapping and turns pydantic's ValidationError into the projec
 ConfigError: `unknown key 'num_ray' in env_config.observation (did you mean 'num_rays'?)`,
 `env_config.max_episode_steps must be a positive integer, got 0`. A field says in words what a
 right value is with `Expect("...")` in its `Annotated` metadata; a validator may raise a
-ValueError whose text is that phrase, or a UserError with its own full line.
+ValueError whose text is that phrase, an `Invalid` whose text follows the field's place, or a
+UserError with its own full line.
 
 `python -m control.tools.config_tables` prints the README's defaults tables, built from the models.
 """
@@ -17,7 +18,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
@@ -49,10 +50,17 @@ def one_of(*choices: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+class Invalid(ValueError):
+    """A validator's complaint that reads after the field's place: '<where>.<key>: <text>'."""
+
+
 class Section(BaseModel):
     """A config section: declared keys only, values checked without coercion."""
 
     model_config = ConfigDict(extra="forbid", validate_default=False)
+    # How an error names a value's place and shows it (a section may read differently, e.g. PPO settings).
+    place_format: ClassVar[str] = "{where}.{path}"
+    error_format: ClassVar[str] = "{place} must be {expected}, got {value!r}"
 
 
 S = TypeVar("S", bound=Section)
@@ -117,8 +125,10 @@ def _walk(model: type[Section], loc: tuple, data: Any) -> tuple[list, type[Secti
     return path, current, field, value
 
 
-def _location(where: str, path: list) -> str:
-    return where + "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in path)
+def _location(where: str, path: list, model: type[Section] = Section) -> str:
+    """The place of `path` in section `where`, as the section's place_format writes it."""
+    text = "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in path).removeprefix(".")
+    return model.place_format.format(where=where, path=text) if text else where
 
 
 def config_error(exc: ValidationError, model: type[Section], data: Mapping[str, Any], where: str) -> UserError:
@@ -133,20 +143,23 @@ def config_error(exc: ValidationError, model: type[Section], data: Mapping[str, 
         key = str(loc[-1])
         if err["type"] == "missing" and section is not None:
             meaning = section.model_fields[key].description
-            return ConfigError(f"{_location(where, path)} is missing {key}" + (f" ({meaning})" if meaning else ""))
-        return unknown_key_error(key, section.model_fields if section else (), _location(where, path))
+            return ConfigError(f"{_location(where, path, model)} is missing {key}" + (f" ({meaning})" if meaning else ""))
+        return unknown_key_error(key, section.model_fields if section else (), _location(where, path, model))
     path, _, field, value = _walk(model, loc, data)
     if isinstance(cause, ChoiceError):
-        return ConfigError(f"{_location(where, path)} is {value!r}{did_you_mean(str(value), cause.choices)}; "
+        return ConfigError(f"{_location(where, path, model)} is {value!r}{did_you_mean(str(value), cause.choices)}; "
                            f"expected one of {', '.join(cause.choices)}")
+    if isinstance(cause, Invalid):
+        return ConfigError(f"{_location(where, path, model)}: {cause}")
     if isinstance(cause, ValueError) and str(cause):
         expected = str(cause)
     else:
         expected = _expect_of(field) or _PHRASES.get(err["type"])
     shown = value if field is not None else err.get("input")
+    place = _location(where, path, model)
     if expected is None:  # pydantic's own words, when the field says none
-        return ConfigError(f"{_location(where, path)}: {err['msg']}, got {shown!r}")
-    return ConfigError(f"{_location(where, path)} must be {expected}, got {shown!r}")
+        return ConfigError(f"{place}: {err['msg']}, got {shown!r}")
+    return ConfigError(model.error_format.format(place=place, expected=expected, value=shown))
 
 
 def parse_section(model: type[S], data: Mapping[str, Any] | None, where: str) -> S:

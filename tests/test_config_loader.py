@@ -274,3 +274,24 @@ def test_carla_simulator_gets_one_server_per_sub_env_and_runner_restarts():
     )
     assert config.env_config["carla"]["envs_per_runner"] == 4
     assert config.restart_failed_env_runners is True
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"stop": {"iteraton": 3}}, "unknown key 'iteraton' in config: stop (did you mean 'iteration'?)"),
+    ({"stop": {"iteration": 0}}, "config: stop.iteration must be a whole number > 0, got 0"),
+    ({"stop": {"progress": 150}}, "config: stop.progress must be a lap progress in percent, 0 < P <= 100, got 150"),
+    ({"stop": {"duration": "10 minutes"}}, "config: stop.duration: bad duration '10 minutes'"),
+    ({"checkpoint": {"freqency": 5}}, "unknown key 'freqency' in config: checkpoint (did you mean 'frequency'?)"),
+    ({"checkpoint": {"num_to_keep": 0}}, "config: checkpoint.num_to_keep must be a whole number >= 1, got 0"),
+    ({"checkpoint": {"frequency": "5"}}, "config: checkpoint.frequency must be a whole number >= 1, got '5'"),
+])
+def test_project_sections_are_checked_like_every_section(section, message):
+    with pytest.raises(ConfigError) as err:
+        resolve_config({**BASE, **section})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_project_sections_fill_their_defaults():
+    resolved = resolve_config({**BASE, "stop": {"duration": "10m", "progress": 90}, "checkpoint": {"num_to_keep": 5}})
+    assert resolved.stop == StopConditions(duration_s=600.0, progress=90.0)
+    assert resolved.checkpoint == {"frequency": 10, "num_to_keep": 5}

@@ -13,13 +13,14 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import Field
 
+from control.config_schema import Expect, PositiveWhole, Section, parse_section
 from control.errors import ConfigError, UserError, did_you_mean, unknown_key_error
 from control.training.legacy_keys import (
-    CHECKPOINT_KEYS,
     IGNORED_KEYS,
     MODEL_IGNORED_KEYS,
     MODEL_RENAMED_KEYS,
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 RACING_ENV_PREFIX = "Racer"
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
-DEFAULT_CHECKPOINT = {"frequency": 10, "num_to_keep": 3}
 # Keys the loader applies itself (RLlib alone would ignore them on the new stack).
 HANDLED_KEYS = ("model", "model_config", "observation_filter", "clip_rewards", "lr_schedule",
                 "entropy_coeff_schedule", "vf_share_layers", "env", "env_config", "seed")
@@ -363,14 +363,16 @@ def _resolve_env(raw: dict[str, Any], where: str, launch_dir: Path | None) -> tu
     return env, dict(env_config)
 
 
+class CheckpointConfig(Section):
+    """The config's `checkpoint:` section: how often Tune saves and how many it keeps."""
+
+    frequency: Annotated[PositiveWhole, Expect("a whole number >= 1")] = Field(10, description="save every this many iterations (and at the end)")
+    num_to_keep: Annotated[PositiveWhole, Expect("a whole number >= 1")] = Field(3, description="keep the newest this many checkpoints")
+
+
 def _resolve_checkpoint(section: Any, where: str) -> dict[str, int]:
-    section = dict(section or {})
-    for key, value in section.items():
-        if key not in CHECKPOINT_KEYS:
-            raise unknown_key_error(key, CHECKPOINT_KEYS, where)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}.{key}: expected a whole number >= 1, not {value!r}")
-    return {**DEFAULT_CHECKPOINT, **section}
+    """The `checkpoint:` section with its defaults; a bad key or value is a one-line ConfigError."""
+    return parse_section(CheckpointConfig, section, where).model_dump()
 
 
 def build_ppo_config(resolved: ResolvedConfig) -> Any:

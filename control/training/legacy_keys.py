@@ -118,5 +118,4 @@ MODEL_UNSUPPORTED_KEYS: dict[str, str] = {
 
 # Settings this project adds to the flat RLlib file (removed before RLlib sees the config).
 PROJECT_KEYS: tuple[str, ...] = ("stop", "checkpoint")
-STOP_KEYS: tuple[str, ...] = ("iteration", "duration", "timesteps", "progress")
-CHECKPOINT_KEYS: tuple[str, ...] = ("frequency", "num_to_keep")
+# Their keys are the StopConfig (control/training/stop.py) and CheckpointConfig (config_loader.py) models.

@@ -3,15 +3,23 @@
 RLlib's own `AlgorithmConfig.validate()` lets most nonsense through (a negative learning rate,
 `num_epochs: 0`, `gamma: 2`, an unknown `batch_mode`) and hangs on `rollout_fragment_length: 0`,
 so these rules run first; each failure is one line naming the setting and what would be right.
+
+The rules are the fields of two models of the project's one schema mechanism
+(control/config_schema.py): `PpoSettings` (top-level settings) and `ModelSettings` (the
+`model_config` fields). A Rule is a field's check: what a right value is, in words, and the test
+that accepts one. Which keys exist at all is RLlib's (hundreds of AlgorithmConfig names, checked
+by the loader with a did-you-mean), so only the keys a model declares are handed to it.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from control.errors import ConfigError
+from pydantic import AfterValidator, create_model
+
+from control.config_schema import Expect, Section, parse_section
 
 
 @dataclass(frozen=True)
@@ -178,13 +186,32 @@ MODEL_RULES: dict[str, Rule] = {
 }
 
 
+def _field(rule: Rule) -> Any:
+    """A model field checked by `rule` (absent: not checked, RLlib's default stands)."""
+    def check(value: Any) -> Any:
+        if not rule.accepts(value):
+            raise ValueError(rule.expected)
+        return value
+
+    return (Annotated[Any, AfterValidator(check), Expect(rule.expected)], None)
+
+
+class _Settings(Section):
+    place_format: ClassVar[str] = "{where}: {path}"
+    error_format: ClassVar[str] = "{place} must be {expected} (got {value!r})"
+
+
+class _ModelFields(_Settings):
+    place_format: ClassVar[str] = "{where}: model.{path}"
+
+
+PpoSettings = create_model("PpoSettings", __base__=_Settings, __doc__="The PPO settings checked by type and range.",
+                           **{key: _field(rule) for key, rule in SETTING_RULES.items()})
+ModelSettings = create_model("ModelSettings", __base__=_ModelFields, __doc__="The model_config fields checked by type and range.",
+                             **{key: _field(rule) for key, rule in MODEL_RULES.items()})
+
+
 def check_settings(settings: Mapping[str, Any], model_config: Mapping[str, Any], where: str) -> None:
     """Raise ConfigError (one line) for the first setting whose type or range is wrong."""
-    for key, value in settings.items():
-        rule = SETTING_RULES.get(key)
-        if rule is not None and not rule.accepts(value):
-            raise ConfigError(f"{where}: {key} must be {rule.expected} (got {value!r})")
-    for key, value in model_config.items():
-        rule = MODEL_RULES.get(key)
-        if rule is not None and not rule.accepts(value):
-            raise ConfigError(f"{where}: model.{key} must be {rule.expected} (got {value!r})")
+    for model, given in ((PpoSettings, settings), (ModelSettings, model_config)):
+        parse_section(model, {k: v for k, v in given.items() if k in model.model_fields}, where)

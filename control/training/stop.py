@@ -4,10 +4,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, Field, StrictStr
 from ray.tune.stopper import Stopper
 
+from control.config_schema import Expect, Invalid, Number, PositiveWhole, Section, parse_section
 from control.errors import ConfigError
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -64,42 +66,34 @@ class StopConditions:
         return " or ".join(parts) if parts else "never (stop with Ctrl-C)"
 
 
+def _duration(value: Any) -> float | None:
+    """Seconds of a `duration:` value; a bad one says what the format is."""
+    if value is None:
+        return None
+    try:
+        return parse_duration_s(value)
+    except ConfigError as exc:
+        raise Invalid(str(exc)) from None
+
+
+class StopConfig(Section):
+    """The config's `stop:` section: any condition met stops the run; none set = never (Ctrl-C)."""
+
+    iteration: Annotated[PositiveWhole | None, Expect("a whole number > 0")] = Field(
+        None, description="stop at this training iteration (lifetime, carried over a restore)")
+    duration: Annotated[StrictStr | Number | None, AfterValidator(_duration)] = Field(
+        None, description=f"stop after this long since the (re)start: {DURATION_FORMAT}")
+    timesteps: Annotated[PositiveWhole | None, Expect("a whole number > 0")] = Field(
+        None, description="stop at this many sampled env steps (lifetime)")
+    progress: Annotated[Number | None, Field(gt=0, le=100), Expect("a lap progress in percent, 0 < P <= 100")] = Field(
+        None, description="stop when the mean lap progress of the env runners reaches this, %")
+
+
 def stop_conditions_from(section: dict[str, Any] | None, where: str) -> StopConditions:
     """StopConditions from a config's `stop:` section (keys iteration, duration, timesteps, progress)."""
-    from control.errors import unknown_key_error
-    from control.training.legacy_keys import STOP_KEYS
-
-    section = dict(section or {})
-    for key in section:
-        if key not in STOP_KEYS:
-            raise unknown_key_error(key, STOP_KEYS, where)
-    duration = section.get("duration")
-    try:
-        duration_s = None if duration is None else parse_duration_s(duration)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.duration: {exc}") from None
-    return StopConditions(
-        iteration=_positive_int(section.get("iteration"), f"{where}.iteration"),
-        duration_s=duration_s,
-        timesteps=_positive_int(section.get("timesteps"), f"{where}.timesteps"),
-        progress=_progress(section.get("progress"), f"{where}.progress"),
-    )
-
-
-def _positive_int(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"bad value {value!r} for {where}: expected a whole number > 0")
-    return value
-
-
-def _progress(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
-        raise ConfigError(f"bad value {value!r} for {where}: expected a lap progress in percent, 0 < P <= 100")
-    return float(value)
+    stop = parse_section(StopConfig, section, where)
+    progress = None if stop.progress is None else float(stop.progress)
+    return StopConditions(iteration=stop.iteration, duration_s=stop.duration, timesteps=stop.timesteps, progress=progress)
 
 
 def _nested(result: dict[str, Any], path: str | tuple[str, ...]) -> Any:
