@@ -65,6 +65,7 @@ class RaceBatch:
         self.params: dict[str, np.ndarray] = _param_views(self._param_f, self._param_b, self._param_i, with_direction=True)
         self._one_track: Track | None = None  # the driving track when every car drives the same one
         self._everyone = np.arange(n, dtype=np.intp)  # the kernels take car rows
+        self._nearest_hint = np.zeros(n, dtype=np.int64)  # each car's nearest waypoint last time: where the projection looks first
         # Projection of every car (s, distance, half width, left, heading, closest waypoints, direction, wheels on).
         self._proj_buffers = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n),
                               np.zeros((n, 2), dtype=np.int64), np.zeros(n), np.zeros((n, 4), dtype=bool))
@@ -191,17 +192,15 @@ class RaceBatch:
                 s_start[j] = 0.0 + driving.length_m * u.pop(0)
             lateral[j] = -1.0 + 2.0 * u[0]
             heading_noise[j] = -1.0 + 2.0 * u[1]
-        first = self.driving_tracks[0]
-        self._one_track = first if all(t is first for t in self.driving_tracks) else None
+        placed = [self.driving_tracks[i] for i in idx.tolist()]
+        if self._one_track is None or any(t is not self._one_track for t in placed):
+            first = self.driving_tracks[0]
+            self._one_track = first if all(t is first for t in self.driving_tracks) else None
         x, y, yaw = np.empty(k), np.empty(k), np.empty(k)
         for track, rows in self.groups_by_track(idx):
-            pos, heading = track.point_at(s_start[rows])
-            offset = lateral[rows] * float(start["lateral_noise_m"])
-            # Across the track, not along the noisy heading.
-            x[rows] = pos[:, 0] + offset * -np.sin(heading)
-            y[rows] = pos[:, 1] + offset * np.cos(heading)
-            yaw[rows] = heading + np.radians(heading_noise[rows] * float(start["heading_noise_deg"]))
-        tracks = [self.driving_tracks[i] for i in idx.tolist()]
+            x[rows], y[rows], yaw[rows] = track.start_poses(s_start[rows], lateral[rows], heading_noise[rows],
+                                                           start["lateral_noise_m"], start["heading_noise_deg"])
+        tracks = placed
         try:
             self.sim.reset_cars(idx, x, y, yaw, tracks)
         except SimulatorError:
@@ -298,7 +297,7 @@ class RaceBatch:
         """Project every car onto the one driving track, step the episodes and write the params: one kernel call."""
         st, tracker = self.states, self.tracker
         laps_done = _race_update(self._everyone, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.wheel_positions_m, st.time_s,
-                                 st.is_crashed, self._one_track.race_projection_tables(), self._proj_buffers,
+                                 st.is_crashed, self._one_track.race_projection_tables(), self._nearest_hint, self._proj_buffers,
                                  tracker.reset_mask(resetting), tracker.kernel_state(), tracker.kernel_settings(),
                                  tracker.kernel_outputs(), steering_deg, self._length_m, self._clockwise,
                                  self._param_f, self._param_b, self._param_i)
@@ -316,11 +315,11 @@ class RaceBatch:
                   out["closest_waypoints"], out["waypoint_direction_rad"], out["wheels_on"])
         groups = self.groups_by_track(idx)
         if len(groups) == 1:
-            project_race(idx, st.x_m, st.y_m, st.wheel_positions_m, *groups[0][0].race_projection_tables(), *fields)
+            project_race(idx, st.x_m, st.y_m, st.wheel_positions_m, *groups[0][0].race_projection_tables(), self._nearest_hint, *fields)
             return out
         for track, rows in groups:
             part = [np.empty((len(rows),) + f.shape[1:], dtype=f.dtype) for f in fields]
-            project_race(idx[rows], st.x_m, st.y_m, st.wheel_positions_m, *track.race_projection_tables(), *part)
+            project_race(idx[rows], st.x_m, st.y_m, st.wheel_positions_m, *track.race_projection_tables(), self._nearest_hint, *part)
             for f, values in zip(fields, part, strict=True):
                 f[rows] = values
         return out
@@ -493,11 +492,12 @@ def _write_params(rows, x, y, yaw, speed, crashed, s_m, dist, half_width, left, 
 
 
 @numba.njit(cache=True)
-def _race_update(rows, x, y, yaw, speed, wheels, time_s, crashed, tables, proj, resetting, state, settings, outputs,
+def _race_update(rows, x, y, yaw, speed, wheels, time_s, crashed, tables, hint, proj, resetting, state, settings, outputs,
                  steering_deg, length_m, clockwise, pf, pb, pi):  # pragma: no cover - compiled
     """project_race + the episode step + the params of every car (rows == 0..N-1), in one call; returns laps completed."""
     project_race(rows, x, y, wheels, tables[0], tables[1], tables[2], tables[3], tables[4], tables[5], tables[6], tables[7],
-                 tables[8], tables[9], tables[10], tables[11], tables[12], tables[13],
+                 tables[8], tables[9], tables[10], tables[11], tables[12], tables[13], tables[14], tables[15], tables[16],
+                 tables[17], tables[18], tables[19], tables[20], hint,
                  proj[0], proj[1], proj[2], proj[3], proj[4], proj[5], proj[6], proj[7])
     laps_done = step_episodes(proj[0], length_m, x, y, yaw, proj[4], proj[7], time_s, crashed, resetting,
                               state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7], state[8], state[9],

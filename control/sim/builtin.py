@@ -35,7 +35,6 @@ from control.sim.base import (
     SimulatorBackend,
     VehicleLimits,
     VehicleState,
-    wheel_positions_m,
 )
 
 _CAM = CameraSpec()  # the camera's defaults are CameraSpec's (DeepRacer's)
@@ -158,6 +157,24 @@ def _physics_step(x, y, yaw, v, steer, steer_in, speed_in, max_steer, max_speed,
 
 
 @numba.njit(cache=True)
+def _reset_cars(idx, x_in, y_in, yaw_in, speed_in, max_speed, x, y, yaw, v, steer, time_s, half_wheelbase, half_axle, wheels,
+                kappa, understeer, steer_cmd, speed_cmd):  # pragma: no cover - compiled
+    """Place cars idx[j] at rest-or-moving with straight wheels; returns False (and changes nothing) for a non-finite pose."""
+    for j in range(idx.shape[0]):
+        if not (math.isfinite(x_in[j]) and math.isfinite(y_in[j]) and math.isfinite(yaw_in[j]) and math.isfinite(speed_in[j])):
+            return False
+    tau = 2.0 * math.pi
+    for j in range(idx.shape[0]):
+        c = idx[j]
+        x[c], y[c] = x_in[j], y_in[j]
+        yaw[c] = yaw_in[j] - tau * np.rint(yaw_in[j] / tau)
+        v[c] = min(max(speed_in[j], 0.0), max_speed)
+        steer[c], time_s[c], kappa[c], understeer[c], steer_cmd[c], speed_cmd[c] = 0.0, 0.0, 0.0, False, 0.0, 0.0
+        _wheels(x[c], y[c], yaw[c], half_wheelbase, half_axle, wheels[c])
+    return True
+
+
+@numba.njit(cache=True)
 def _wheels(x, y, yaw, half_l, half_w, out):  # pragma: no cover - compiled
     """Wheel contact points FL, FR, RL, RR (4, 2) of a car centred at (x, y): sim.base.wheel_positions_m for one car."""
     c, s = math.cos(yaw), math.sin(yaw)
@@ -202,19 +219,12 @@ class BuiltinBatch(BatchedSimulator):
         idx = np.asarray(indices, dtype=np.intp)
         x, y, yaw = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (x_m, y_m, yaw_rad))
         speed = np.zeros(len(idx)) if speed_mps is None else np.asarray(speed_mps, dtype=np.float64).reshape(-1)
-        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(np.isfinite(yaw)) and np.all(np.isfinite(speed))):
+        st, lim = self.states, self.limits
+        ok = _reset_cars(idx, x, y, yaw, speed, lim.max_speed_mps, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad,
+                         st.time_s, 0.5 * lim.wheelbase_m, 0.5 * lim.axle_track_m, st.wheel_positions_m, self.curvature_per_m,
+                         self.understeer, self.steering_cmd_rad, self.speed_cmd_mps)
+        if not ok:
             raise ValueError(f"BuiltinSimulator.reset: pose and speed must be finite, got x={x}, y={y}, yaw={yaw}, speed_mps={speed}")
-        st = self.states
-        st.x_m[idx], st.y_m[idx] = x, y
-        st.yaw_rad[idx] = yaw - math.tau * np.rint(yaw / math.tau)
-        st.speed_mps[idx] = np.clip(speed, 0.0, self.limits.max_speed_mps)
-        st.steering_rad[idx] = 0.0
-        st.time_s[idx] = 0.0
-        st.wheel_positions_m[idx] = wheel_positions_m(st.x_m[idx], st.y_m[idx], st.yaw_rad[idx], self.limits.wheelbase_m, self.limits.axle_track_m)
-        self.curvature_per_m[idx] = 0.0
-        self.understeer[idx] = False
-        self.steering_cmd_rad[idx] = 0.0
-        self.speed_cmd_mps[idx] = 0.0
         for i, track in zip(idx.tolist(), tracks, strict=True):
             self.tracks[i] = track
         return st

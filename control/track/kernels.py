@@ -79,6 +79,18 @@ def cast_rays(ox, oy, angles, max_range, lo_x, lo_y, cell_m, nx, ny, cell_start,
                   cell_segments, sx, sy, ex, ey, out[c])
 
 
+def point_grid(points: np.ndarray, cell_m: float) -> tuple[float, float, float, int, int, np.ndarray, np.ndarray]:
+    """A uniform grid over points (M, 2): origin, cell size, shape and CSR lists (cell_start, point ids, ascending per cell)."""
+    lo = points.min(axis=0)
+    cells_xy = np.floor((points - lo) / cell_m).astype(np.int64)
+    nx, ny = (int(v) + 1 for v in cells_xy.max(axis=0))
+    cell = cells_xy[:, 0] * ny + cells_xy[:, 1]
+    order = np.lexsort((np.arange(len(points)), cell))
+    cell_start = np.zeros(nx * ny + 1, dtype=np.int64)
+    np.add.at(cell_start, cell + 1, 1)
+    return float(lo[0]), float(lo[1]), float(cell_m), nx, ny, np.cumsum(cell_start), order.astype(np.int64)
+
+
 def segment_grid(start: np.ndarray, vec: np.ndarray, lo: np.ndarray, cell_m: float, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """CSR lists (cell_start, cell_segments) of the segments whose bounding box touches each grid cell."""
     end = start + vec
@@ -103,12 +115,16 @@ def segment_grid(start: np.ndarray, vec: np.ndarray, lo: np.ndarray, cell_m: flo
 
 @numba.njit(cache=True)
 def project_race(rows, x, y, wheels, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y, window, cum_s, seg_len, length_m,
-                 width, seg_heading, wp_direction, out_s, out_dist, out_half_width, out_left, out_heading, out_closest,
-                 out_wp_direction, out_wheels_on):  # pragma: no cover - compiled
+                 width, seg_heading, wp_direction, grid_lo_x, grid_lo_y, grid_cell_m, grid_nx, grid_ny, grid_start, grid_points,
+                 hint, out_s, out_dist, out_half_width, out_left, out_heading, out_closest, out_wp_direction,
+                 out_wheels_on):  # pragma: no cover - compiled
     """Project each car `rows[j]` and its 4 wheels (as Track.project(local=True)); write row j of the per-car outputs.
 
     The car's centre gives s, distance from center, half width, side, heading, closest waypoints and
     DeepRacer's waypoint direction; each wheel is on the track when within the half width.
+    The waypoint nearest the car (the window's centre) is found exactly as an argmin over all waypoints
+    would (lowest index on ties), but only among the waypoints of the grid cells within the distance to
+    `hint[c]` (the car's nearest waypoint last time; updated here).
     """
     n = start_x.shape[0]
     local = n > 2 * window + 1
@@ -123,12 +139,24 @@ def project_race(rows, x, y, wheels, start_x, start_y, vec_x, vec_y, len2, unit_
         my /= 5.0
         nearest = 0
         if local:
-            best = np.inf
-            for i in range(n):
-                dx, dy = start_x[i] - mx, start_y[i] - my
-                d = dx * dx + dy * dy
-                if d < best:
-                    best, nearest = d, i
+            nearest = hint[c] % n
+            dx, dy = start_x[nearest] - mx, start_y[nearest] - my
+            best = dx * dx + dy * dy
+            reach = math.sqrt(best)
+            gx0 = min(max(int(math.floor((mx - reach - grid_lo_x) / grid_cell_m)), 0), grid_nx - 1)
+            gx1 = min(max(int(math.floor((mx + reach - grid_lo_x) / grid_cell_m)), 0), grid_nx - 1)
+            gy0 = min(max(int(math.floor((my - reach - grid_lo_y) / grid_cell_m)), 0), grid_ny - 1)
+            gy1 = min(max(int(math.floor((my + reach - grid_lo_y) / grid_cell_m)), 0), grid_ny - 1)
+            for gx in range(gx0, gx1 + 1):
+                for gy in range(gy0, gy1 + 1):
+                    cell = gx * grid_ny + gy
+                    for k in range(grid_start[cell], grid_start[cell + 1]):
+                        i = grid_points[k]
+                        dx, dy = start_x[i] - mx, start_y[i] - my
+                        d = dx * dx + dy * dy
+                        if d < best or (d == best and i < nearest):
+                            best, nearest = d, i
+            hint[c] = nearest
         for p in range(5):
             qx = x[c] if p == 0 else wheels[c, p - 1, 0]
             qy = y[c] if p == 0 else wheels[c, p - 1, 1]
@@ -220,3 +248,20 @@ def _cast_car(x0, y0, dxs, dys, max_range, lo_x, lo_y, cell_m, nx, ny, cell_star
             if ix < 0 or ix >= nx or iy < 0 or iy >= ny:
                 break
         out[r] = best
+
+
+@numba.njit(cache=True)
+def start_poses(s_m, lateral, heading_noise, lateral_noise_m, heading_noise_deg, cum_s, seg_len_safe, center_x, center_y,
+                vec_x, vec_y, seg_heading, length_m, out_x, out_y, out_yaw):  # pragma: no cover - compiled
+    """Poses at lap distances s_m (as Track.point_at), moved lateral * lateral_noise_m across the track and turned
+    heading_noise * heading_noise_deg; lateral and heading_noise are draws in [-1, 1]."""
+    n = center_x.shape[0]
+    for j in range(s_m.shape[0]):
+        s = s_m[j] % length_m
+        seg = min(max(np.searchsorted(cum_s, s, side="right") - 1, 0), n - 1)
+        t = (s - cum_s[seg]) / seg_len_safe[seg]
+        heading = seg_heading[seg]
+        offset = lateral[j] * lateral_noise_m  # across the track, not along the noisy heading
+        out_x[j] = center_x[seg] + t * vec_x[seg] + offset * -math.sin(heading)
+        out_y[j] = center_y[seg] + t * vec_y[seg] + offset * math.cos(heading)
+        out_yaw[j] = heading + heading_noise[j] * heading_noise_deg * (math.pi / 180.0)

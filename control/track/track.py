@@ -16,6 +16,7 @@ _EPS = 1e-9
 _LOCAL_WINDOW = 12  # segments either side searched by project(local=True)
 _LOCAL_OFFSETS = np.arange(-_LOCAL_WINDOW, _LOCAL_WINDOW + 1)
 _RAY_GRID_CELL_M = 0.5  # cell size of the ray caster's segment lookup grid
+_WAYPOINT_GRID_CELL_M = 0.5  # cell size of the batched projection's nearest-waypoint lookup grid
 _RAY_TRAVERSAL_CELL_M = 0.25  # cell size of the batched ray kernel's grid: a few border segments per cell
 BUNDLED_TRACKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tracks"
 
@@ -294,15 +295,19 @@ class Track:
         )
 
     def race_projection_tables(self) -> tuple:
-        """The arguments of kernels.project_race after the cars: segment columns, window, lap and width tables (built once)."""
+        """The arguments of kernels.project_race after the cars: segment columns, window, lap and width tables, waypoint grid (built once)."""
         cached = self.__dict__.get("_race_projection_tables")
         if cached is None:
             segments = self._segments()
             _, _, _, vx, vy, len2 = segments.every
             columns = (self.cumulative_s_m, self.segment_length_m, self.width_m, self.segment_heading_rad, self.waypoint_direction_rad)
             cum_s, seg_len, width, heading, direction = (np.ascontiguousarray(c, dtype=np.float64) for c in columns)
+            from control.track.kernels import point_grid
+
+            waypoint_grid = point_grid(self.center_m, _WAYPOINT_GRID_CELL_M)
             cached = self._race_projection_tables = (segments.start_x, segments.start_y, vx, vy, len2, segments.unit_x, segments.unit_y,
-                                                     _LOCAL_WINDOW, cum_s, seg_len, self.length_m, width, heading, direction)
+                                                     _LOCAL_WINDOW, cum_s, seg_len, self.length_m, width, heading, direction,
+                                                     *waypoint_grid)
         return cached
 
     def lidar_grid(self, max_range_m: float) -> tuple:
@@ -378,6 +383,22 @@ class Track:
         seg = np.clip(np.searchsorted(self.cumulative_s_m, s, side="right") - 1, 0, self.num_waypoints - 1)
         t = (s - self.cumulative_s_m[seg]) / self._seg_len_safe[seg]
         return self.center_m[seg] + t[:, None] * self._seg_vec[seg], self.segment_heading_rad[seg]
+
+    def start_poses(self, s_m: np.ndarray, lateral: np.ndarray, heading_noise: np.ndarray, lateral_noise_m: float,
+                    heading_noise_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, yaw) of cars starting at lap distances s_m, lateral * lateral_noise_m left of the centerline and
+        turned heading_noise * heading_noise_deg from the track heading (draws in [-1, 1]); one compiled call."""
+        from control.track.kernels import start_poses
+
+        tables = self.__dict__.get("_start_pose_tables")
+        if tables is None:
+            columns = (self.cumulative_s_m, self._seg_len_safe, self.center_m[:, 0], self.center_m[:, 1], self._seg_vec[:, 0],
+                       self._seg_vec[:, 1], self.segment_heading_rad)
+            tables = self._start_pose_tables = tuple(np.ascontiguousarray(c, dtype=np.float64) for c in columns)
+        k = len(s_m)
+        x, y, yaw = np.empty(k), np.empty(k), np.empty(k)
+        start_poses(s_m, lateral, heading_noise, float(lateral_noise_m), float(heading_noise_deg), *tables, self.length_m, x, y, yaw)
+        return x, y, yaw
 
     def _ray_grid(self, max_range_m: float) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Per grid cell, the border segments that a ray of max_range_m from inside the cell can hit."""
