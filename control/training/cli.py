@@ -23,6 +23,8 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     """The ppo_train.py argument parser."""
     from control.integration.state_log_writer import DEFAULT_MAX_MB, max_mb_arg
+    from control.viewer.server import DEFAULT_PORT as DEFAULT_VIEWER_PORT
+    from control.viewer.server import LOOPBACK_HOST, port_arg
 
     p = argparse.ArgumentParser(
         prog="ppo_train.py", description="Train a PPO racing policy with Ray RLlib under Ray Tune.",
@@ -47,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow_experiment", metavar="NAME", help="MLflow experiment (default: the config file's stem)")
     p.add_argument("--mlflow_checkpoints", action="store_true", help="also upload checkpoints to MLflow")
     p.add_argument("--address", metavar="ADDR", help="join a running Ray cluster ('auto' or HEAD_IP:PORT)")
+    p.add_argument("--viewer", nargs="?", const=DEFAULT_VIEWER_PORT, default=None, type=port_arg, metavar="PORT",
+                   help=f"watch the training in a browser: cars, curves, latest lap (default port {DEFAULT_VIEWER_PORT}; "
+                        "0 = any free port; put it after CONFIG)")
+    p.add_argument("--viewer_host", default=LOOPBACK_HOST, metavar="ADDR",
+                   help=f"address the viewer serves on (default {LOOPBACK_HOST}: this machine only; "
+                        "0.0.0.0 exposes it to the network)")
     p.add_argument("--num_env_runners", type=int, metavar="N", help="number of sampling env runners")
     p.add_argument("--seed", type=int, help="seed for RLlib and the envs")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -168,17 +176,20 @@ def train_from_args(args: argparse.Namespace, argv: list[str], stop_signal: Any 
                  state_log_max_mb=args.state_log_max_mb,
                  mlflow_uri=args.mlflow_uri, mlflow_experiment=args.mlflow_experiment or Path(str(config_path)).stem,
                  mlflow_checkpoints=args.mlflow_checkpoints, command_line=argv, verbose=args.verbose,
-                 stop_signal=stop_signal)
+                 stop_signal=stop_signal, viewer=args.viewer is not None, viewer_port=args.viewer,
+                 viewer_host=args.viewer_host)
 
 
 def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = None, overwrite: bool = False,
           recorded_config: dict[str, Any] | None = None, address: str | None = None, state_log: bool = False,
           mlflow_uri: str | None = None, mlflow_experiment: str = "racing", mlflow_checkpoints: bool = False,
           command_line: list[str] | None = None, verbose: int = 1, stop_signal: Any = None,
-          state_log_max_mb: float | None = None) -> Any:
+          state_log_max_mb: float | None = None, viewer: Any = False, viewer_port: int | None = None,
+          viewer_host: str | None = None) -> Any:
     """Train a resolved config as run `name` under results_dir, holding the run's lock while it trains.
 
     restore: None (a new run), "" (continue the run's newest complete checkpoint) or a checkpoint/run path.
+    viewer: True serves the live viewer on viewer_host:viewer_port (default 127.0.0.1:8731), or a LiveViewer to use.
     Returns the TrainOutcome, or None when `stop_signal` fired before training began (nothing is left behind).
     """
     from control.training import run_folder as rf
@@ -197,7 +208,13 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
     existed = folder.exists()
     if restore == "" and not existed:
         raise UserError(f"--restore: no run named '{name}' under {results_dir}")
-    lock = RunLock(folder).acquire()  # before --overwrite deletes anything: never under a running training
+    live_viewer = _bind_viewer(viewer, viewer_port, viewer_host)  # a busy port fails here, before any folder
+    try:
+        lock = RunLock(folder).acquire()  # before --overwrite deletes anything: never under a running training
+    except BaseException:
+        if live_viewer is not None:
+            live_viewer.stop()
+        raise
     started = rf.RunStart(folder, fresh=not existed)
     try:
         folder = rf.prepare_run_folder(results_dir, name, overwrite=overwrite, restore=restoring,
@@ -218,7 +235,7 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
                                state_log=state_log, state_log_max_mb=state_log_max_mb,
                                mlflow_uri=mlflow_uri, mlflow_experiment=mlflow_experiment,
                                mlflow_checkpoints=mlflow_checkpoints, command_line=command_line, verbose=verbose,
-                               stop_signal=stop_signal,
+                               stop_signal=stop_signal, viewer=live_viewer,
                                config_to_write=None if write_config_now else recorded)
     except InterruptedBeforeTraining:
         started.remove_if_untrained()
@@ -227,18 +244,33 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
         started.remove_if_untrained()
         raise
     finally:
+        if live_viewer is not None:
+            live_viewer.stop()
         lock.release()
     return outcome
+
+
+def _bind_viewer(viewer: Any, port: int | None, host: str | None) -> Any:
+    """The LiveViewer to serve (its port taken now), or None without a viewer."""
+    if viewer is False or viewer is None:
+        return None
+    from control.viewer.live import LiveViewer
+    from control.viewer.server import DEFAULT_PORT, LOOPBACK_HOST
+
+    if viewer is True:
+        viewer = LiveViewer(DEFAULT_PORT if port is None else port, host or LOOPBACK_HOST)
+    return viewer.bind()
 
 
 def run_training(resolved: Any, folder: Path, *, address: str | None = None, restore_path: Path | None = None,
                  state_log: bool = False, mlflow_uri: str | None = None, mlflow_experiment: str = "racing",
                  mlflow_checkpoints: bool = False, command_line: list[str] | None = None,
                  verbose: int = 1, stop_signal: Any = None, config_to_write: dict[str, Any] | None = None,
-                 state_log_max_mb: float | None = None) -> Any:
+                 state_log_max_mb: float | None = None, viewer: Any = None) -> Any:
     """Build the PPOConfig with this project's callbacks and run it under Tune (Ray started or joined here).
 
     config_to_write: written as the run's config.yaml once this start has trained its first iteration.
+    viewer: a bound LiveViewer: attached once Ray is up, stopped before Ray goes down.
     """
     import ray
 
@@ -278,12 +310,17 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         state_log_dir = folder / STATE_LOG_DIRNAME
         if state_log:
             callbacks.append(make_state_log_callback(state_log_dir, state_log_max_mb))
+        if viewer is not None:
+            viewer.attach(folder.name, folder)
+            callbacks.append(viewer.rllib_callback())
         config.callbacks(callbacks_class=callbacks)
         from control.training.remote_user_error import UserErrorWatch
 
         tune_callbacks: list[Any] = [UserErrorWatch()]
         if config_to_write is not None:
             tune_callbacks.append(ConfigOnFirstResult(folder, config_to_write))
+        if viewer is not None:
+            tune_callbacks.append(viewer.tune_callback())
         if verbose == 1:
             from control.integration.callbacks.progress_line import IterationLineCallback
 
@@ -299,6 +336,8 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
                         checkpoint_num_to_keep=resolved.checkpoint["num_to_keep"],
                         tune_callbacks=tune_callbacks, verbose=2 if verbose == 2 else 0, stop_signal=stop_signal)
     finally:
+        if viewer is not None:
+            viewer.stop()  # before Ray goes: the channel actor is killed while Ray still answers
         if started_ray:
             ray.shutdown()
 

@@ -1,0 +1,220 @@
+"""RLlib callback on the env runners: a few snapshots per second of their cars, and the latest lap, to the viewer.
+
+Reads the env's public race state (RacingVectorEnv.race / RacingEnv.race: a RaceBatch's `states`,
+`params`, `tracks`, `episodes`) and sends it to the viewer's named Ray actor
+(control/viewer/channel.py). Cost on the sampling path: one clock read per env step between
+snapshots; a snapshot is a few numpy reads and one fire-and-forget actor call. While the previous
+call is still in flight the snapshot is dropped, never waited for; a channel that is gone (the
+viewer stopped) silences this runner and training goes on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PUBLISH_HZ = 4.0  # snapshots per second per env runner: enough for motion, negligible cost
+DEFAULT_MAX_CARS = 16  # cars per env runner in a snapshot (a fixed sample when there are more)
+MAX_LAP_STEPS = 6000  # the recorded lap is cut here (minutes of driving at 15 Hz)
+RETRY_LOOKUP_S = 10.0  # how often a runner whose channel was gone looks for it again
+STATUS_OK, STATUS_OFFTRACK, STATUS_CRASHED = 0, 1, 2
+
+
+def race_batches(env: Any) -> list[Any]:
+    """The RaceBatch objects behind an env runner's env (native vector env, or gymnasium's SyncVectorEnv of RacingEnvs)."""
+    if env is None:
+        return []
+    inner = getattr(env, "unwrapped", env)
+    race = getattr(inner, "race", None)
+    if race is not None:
+        return [race]
+    out = []
+    for sub in getattr(inner, "envs", ()) or ():
+        race = getattr(getattr(sub, "unwrapped", sub), "race", None)
+        if race is not None:
+            out.append(race)
+    return out
+
+
+def sample_cars(races: list[Any], max_cars: int) -> list[tuple[int, np.ndarray]]:
+    """(race index, car indices) of an evenly spread sample of at most max_cars cars over the races."""
+    flat = [(r, i) for r, race in enumerate(races) for i in range(race.num_cars)]
+    if len(flat) > max_cars:
+        flat = [flat[k] for k in np.linspace(0, len(flat) - 1, max_cars).round().astype(int).tolist()]
+    groups: dict[int, list[int]] = {}
+    for r, i in flat:
+        groups.setdefault(r, []).append(i)
+    return [(r, np.array(cars, dtype=np.intp)) for r, cars in groups.items()]
+
+
+def car_snapshot(races: list[Any], sample: list[tuple[int, np.ndarray]], runner: int, evaluation: bool) -> dict[str, Any] | None:
+    """The sampled cars' positions, headings, speeds, episode numbers and status as JSON-ready lists."""
+    ids, tracks, xs, ys, yaws, speeds, episodes, status = [], [], [], [], [], [], [], []
+    hz = max_speed = None
+    for r, idx in sample:
+        race = races[r]
+        if race.sim is None or not race.params:  # not reset yet
+            continue
+        st = race.states
+        xs.append(st.x_m[idx])
+        ys.append(st.y_m[idx])
+        yaws.append(st.yaw_rad[idx])
+        speeds.append(st.speed_mps[idx])
+        episodes.append(race.episodes[idx])
+        flags = np.where(race.params["is_crashed"][idx], STATUS_CRASHED,
+                         np.where(race.params["is_offtrack"][idx], STATUS_OFFTRACK, STATUS_OK))
+        status.append(flags)
+        ids.extend(f"{runner}.{r}.{i}" for i in idx.tolist())
+        tracks.extend(race.tracks[i].name for i in idx.tolist())
+        hz, max_speed = race.limits.control_hz, race.limits.max_speed_mps
+    if not ids:
+        return None
+
+    def joined(parts: list[np.ndarray], decimals: int) -> list[float]:
+        return np.round(np.concatenate(parts).astype(np.float64), decimals).tolist()
+
+    return {"runner": runner, "evaluation": evaluation, "wall_s": time.time(), "control_hz": hz,
+            "max_speed_mps": max_speed, "id": ids, "track": tracks, "x": joined(xs, 3), "y": joined(ys, 3),
+            "yaw": joined(yaws, 3), "speed": joined(speeds, 2),
+            "episode": np.concatenate(episodes).astype(int).tolist(), "status": np.concatenate(status).astype(int).tolist()}
+
+
+class ViewerPublishCallback(RLlibCallback):
+    """Publishes car snapshots and the latest lap of car 0 to the viewer channel; class attributes set by make_viewer_callback."""
+
+    channel_name: str = ""
+    publish_hz: float = DEFAULT_PUBLISH_HZ
+    max_cars: int = DEFAULT_MAX_CARS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._channel: Any = None
+        self._lookup_after_s = 0.0
+        self._pending: Any = None
+        self._next_publish_s = 0.0
+        self._races: list[Any] | None = None
+        self._sample: list[tuple[int, np.ndarray]] = []
+        self._sent_tracks: set[str] = set()
+        self._lap: list[tuple[float, float, float, float]] = []
+        self._record_lap: bool | None = None
+
+    # ------------------------------------------------------------------ RLlib hooks
+    def on_episode_start(self, *, env_index: int = 0, **kwargs: Any) -> None:
+        """Car 0's new episode starts a new recorded lap."""
+        if env_index == 0:
+            self._lap = []
+
+    def on_episode_step(self, *, env_runner: Any = None, env: Any = None, env_index: int = 0, **kwargs: Any) -> None:
+        """Record car 0's step for the lap replay; every 1/publish_hz s, publish a snapshot of the sampled cars."""
+        if env_index != 0:  # one call per env step: car 0's call carries the whole batch
+            return
+        if self._races is None:
+            self._attach(env, env_runner)
+        if self._record_lap and self._races and len(self._lap) < MAX_LAP_STEPS:
+            st = self._races[0].states
+            self._lap.append((float(st.x_m[0]), float(st.y_m[0]), float(st.yaw_rad[0]), float(st.speed_mps[0])))
+        now_s = time.monotonic()
+        if now_s < self._next_publish_s:
+            return
+        self._next_publish_s = now_s + 1.0 / self.publish_hz
+        self._publish_snapshot(env_runner)
+
+    def on_episode_end(self, *, episode: Any = None, env_runner: Any = None, env_index: int = 0, **kwargs: Any) -> None:
+        """Car 0's finished episode becomes the viewer's latest lap (evaluation runners, or the first training runner)."""
+        if env_index != 0 or not self._record_lap or len(self._lap) < 2 or not self._races:
+            return
+        channel = self._ready_channel()
+        if channel is None:
+            return
+        race = self._races[0]
+        track = race.tracks[0]
+        info = episode.get_infos(-1) if episode is not None else {}
+        laps_s = [float(i["lap_time_s"]) for i in (episode.get_infos() if episode is not None else []) if "lap_time_s" in i]
+        lap = {"kind": "evaluation" if self._evaluation(env_runner) else "training",
+               "runner": self._runner(env_runner), "wall_s": time.time(), "track": track.name,
+               "control_hz": race.limits.control_hz, "max_speed_mps": race.limits.max_speed_mps,
+               "status": info.get("episode_status"), "progress_pct": (info.get("params") or {}).get("progress"),
+               "lap_time_s": laps_s[-1] if laps_s else None, "steps": len(self._lap),
+               **{key: np.round(np.array([p[k] for p in self._lap]), 3).tolist()
+                  for k, key in enumerate(("x", "y", "yaw", "speed"))}}
+        self._lap = []
+        outline = self._new_track_outlines([track])[0] if track.name not in self._sent_tracks else None
+        self._send(channel.publish_lap.remote(lap, outline))
+
+    # ------------------------------------------------------------------ internals
+    def _attach(self, env: Any, env_runner: Any) -> None:
+        """Find the race state behind the env once; decide whether this runner records laps."""
+        self._races = race_batches(env)
+        self._sample = sample_cars(self._races, self.max_cars)
+        # Evaluation runners always; of the training runners only the first (index 0 local, or 1), so one lap is shown.
+        self._record_lap = bool(self._races) and (self._evaluation(env_runner) or self._runner(env_runner) <= 1)
+
+    def _publish_snapshot(self, env_runner: Any) -> None:
+        if not self._races:
+            return
+        channel = self._ready_channel()
+        if channel is None:
+            return
+        snapshot = car_snapshot(self._races, self._sample, self._runner(env_runner), self._evaluation(env_runner))
+        if snapshot is None:
+            return
+        new = {}
+        for r, idx in self._sample:
+            for i in idx.tolist():
+                track = self._races[r].tracks[i]
+                if track is not None and track.name not in self._sent_tracks:
+                    new[track.name] = track
+        self._send(channel.publish.remote(snapshot, self._new_track_outlines(list(new.values()))))
+
+    def _new_track_outlines(self, tracks: list[Any]) -> list[dict[str, Any]]:
+        from control.viewer.track_outline import track_outline
+
+        self._sent_tracks.update(t.name for t in tracks)
+        return [track_outline(t) for t in tracks]
+
+    def _ready_channel(self) -> Any:
+        """The channel, when it exists and the previous call has been delivered; else None (this snapshot is dropped)."""
+        import ray
+
+        if self._pending is not None:
+            ready, _ = ray.wait([self._pending], timeout=0)
+            if not ready:
+                return None  # the channel is behind: drop rather than queue up calls
+            try:
+                ray.get(ready[0])
+            except Exception as exc:  # the viewer stopped (actor gone): training goes on without it
+                logger.info("viewer channel gone (%s): this env runner stops publishing", type(exc).__name__)
+                self._channel = None
+                self._sent_tracks.clear()
+                self._lookup_after_s = time.monotonic() + RETRY_LOOKUP_S
+            self._pending = None
+        if self._channel is None and self.channel_name and time.monotonic() >= self._lookup_after_s:
+            from control.viewer.channel import find_channel
+
+            self._channel = find_channel(self.channel_name)
+            if self._channel is None:
+                self._lookup_after_s = time.monotonic() + RETRY_LOOKUP_S
+        return self._channel
+
+    def _send(self, ref: Any) -> None:
+        self._pending = ref
+
+    @staticmethod
+    def _runner(env_runner: Any) -> int:
+        return int(getattr(env_runner, "worker_index", 0) or 0)
+
+    @staticmethod
+    def _evaluation(env_runner: Any) -> bool:
+        return bool(getattr(getattr(env_runner, "config", None), "in_evaluation", False))
+
+
+def make_viewer_callback(channel: str, publish_hz: float = DEFAULT_PUBLISH_HZ,
+                         max_cars: int = DEFAULT_MAX_CARS) -> type[ViewerPublishCallback]:
+    """A ViewerPublishCallback class bound to the channel actor's name (RLlib builds callbacks without arguments)."""
+    return type("BoundViewerPublishCallback", (ViewerPublishCallback,),
+                {"channel_name": str(channel), "publish_hz": float(publish_hz), "max_cars": int(max_cars)})
