@@ -65,10 +65,72 @@ def center_line_speed(params: Mapping[str, Any], max_speed_mps: float = DEEPRACE
     return {"speed_along_track": speed_term, "centering": 0.5 * centering * speed_term}
 
 
+def line_distance_and_speed(x_m: Any, y_m: Any, line_xy_m: np.ndarray, line_speed_mps: np.ndarray) -> tuple[Any, Any]:
+    """Distance (m) from points to a closed polyline and the line's speed (m/s) where each point projects."""
+    x, y = np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64)
+    start, end = line_xy_m, np.roll(line_xy_m, -1, axis=0)
+    seg = end - start
+    len2 = np.maximum(np.einsum("ij,ij->i", seg, seg), 1e-12)
+    rx, ry = x[..., None] - start[:, 0], y[..., None] - start[:, 1]  # (..., M)
+    u = np.clip((rx * seg[:, 0] + ry * seg[:, 1]) / len2, 0.0, 1.0)
+    d2 = (rx - u * seg[:, 0]) ** 2 + (ry - u * seg[:, 1]) ** 2
+    best = d2.argmin(axis=-1)
+    u_best = np.take_along_axis(u, best[..., None], axis=-1)[..., 0]
+    v_line = line_speed_mps[best] * (1.0 - u_best) + np.roll(line_speed_mps, -1)[best] * u_best
+    return np.sqrt(np.take_along_axis(d2, best[..., None], axis=-1)[..., 0]), v_line
+
+
+def racing_line_score(distance_m: Any, speed_mps: Any, line_speed_mps: Any, track_width_m: Any,
+                      max_speed_mps: float = DEEPRACER_LIMITS.max_speed_mps) -> Any:
+    """1 on the line at its speed, less off it (0 at half the track width) and off its speed.
+
+    Below the line's speed the score is (v / v_line)**2: per metre driven, a slower car earns less,
+    so a slow lap never pays more than a fast one (an episode ends when the lap is complete).
+    Above it the score falls by 1 per quarter of the top speed: the profile is the grip limit.
+    """
+    closeness = np.clip(1.0 - np.asarray(distance_m) / (0.5 * np.asarray(track_width_m)), 0.0, 1.0)
+    v, v_line = np.asarray(speed_mps, dtype=np.float64), np.maximum(np.asarray(line_speed_mps, dtype=np.float64), 1e-6)
+    speed_score = np.where(v <= v_line, (v / v_line) ** 2, np.clip(1.0 - (v - v_line) / (0.25 * max_speed_mps), 0.0, 1.0))
+    return closeness * speed_score
+
+
+_LINES_BY_WAYPOINTS: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
+
+
+def _line_for_params(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The precomputed racing line (xy, speed) of the track the params' waypoints describe (cached per track)."""
+    waypoints = params["waypoints"]
+    cached = _LINES_BY_WAYPOINTS.get(id(waypoints))
+    if cached is not None and cached[0] is waypoints:  # the env hands the same list object every step
+        return cached[1], cached[2]
+    from control.sim.raceline import racing_line
+    from control.track.track import Track
+
+    # DeepRacer's params hold the centerline and a width, not the borders: the line is optimised on
+    # that constant-width track (exact for constant-width tracks), and cached on disk per geometry.
+    track = Track(np.asarray(waypoints, dtype=np.float64), width_m=float(np.asarray(params["track_width"]).reshape(-1)[0]),
+                  name="reward_track")
+    line = racing_line(track, DEEPRACER_LIMITS)
+    _LINES_BY_WAYPOINTS[id(waypoints)] = (waypoints, line.xy_m, line.speed_mps)  # holds the list: its id stays unique
+    return line.xy_m, line.speed_mps
+
+
+def racing_line_reward(params: Mapping[str, Any], max_speed_mps: float = DEEPRACER_LIMITS.max_speed_mps) -> dict[str, Any]:
+    """Distance to the track's minimum-time racing line and speed against its profile (one car's params)."""
+    line_xy, line_speed = _line_for_params(params)
+    distance, v_line = line_distance_and_speed(params["x"], params["y"], line_xy, line_speed)
+    return {"racing_line": racing_line_score(distance, params["speed"], v_line, params["track_width"], max_speed_mps)}
+
+
 BUILTIN_REWARDS: dict[str, RewardComponents] = {
     "follow_center_line": follow_center_line,
     "progress_per_step": progress_per_step,
     "center_line_speed": center_line_speed,
+}
+
+# Built-ins that need one car's DeepRacer dict (the track's waypoints): called per car, like a reward file.
+PER_CAR_BUILTIN_REWARDS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "racing_line": racing_line_reward,
 }
 
 
@@ -110,6 +172,9 @@ def load_reward_function(spec: str) -> RewardComponents:
         raise ConfigError(f"env_config.reward must be a built-in name or a .py path, got {spec!r}")
     if spec in BUILTIN_REWARDS:
         return BUILTIN_REWARDS[spec]
+    if spec in PER_CAR_BUILTIN_REWARDS:
+        per_car = PER_CAR_BUILTIN_REWARDS[spec]
+        return lambda params: {"reward_function": sum(per_car(params).values())}
     path = Path(spec).expanduser()
     if path.suffix == ".py":
         if not path.is_file():
@@ -117,8 +182,8 @@ def load_reward_function(spec: str) -> RewardComponents:
         user_fn = _user_reward_function(str(path.resolve()), path.stat().st_mtime_ns)
         return lambda params: {"reward_function": user_fn(dict(params))}
     raise ConfigError(
-        f"env_config.reward is {spec!r}{did_you_mean(spec, BUILTIN_REWARDS)}; expected one of "
-        f"{', '.join(BUILTIN_REWARDS)} or a path to a .py file defining reward_function(params)"
+        f"env_config.reward is {spec!r}{did_you_mean(spec, [*BUILTIN_REWARDS, *PER_CAR_BUILTIN_REWARDS])}; expected one of "
+        f"{', '.join([*BUILTIN_REWARDS, *PER_CAR_BUILTIN_REWARDS])} or a path to a .py file defining reward_function(params)"
     )
 
 
