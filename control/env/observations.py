@@ -18,7 +18,7 @@ from control.env.typed_section import parse_typed_section, pick_type
 from control.errors import ConfigError
 
 if TYPE_CHECKING:
-    from control.env.race import RaceBatch
+    from control.env.race_state import RaceView
 
 
 class ObservationType(abc.ABC):
@@ -34,7 +34,7 @@ class ObservationType(abc.ABC):
         """The gymnasium observation space of one car."""
 
     @abc.abstractmethod
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> Any:
+    def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> Any:
         """Observations of cars `idx` (first axis: the cars); reset=True (or an (N,) mask) starts their episodes (frame stacks)."""
 
 
@@ -80,7 +80,7 @@ class VirtualLidarObservation(ObservationType):
             low[-1] = -1.0  # steering is signed
         return gym.spaces.Box(low, high, dtype=np.float32)
 
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
+    def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
         from control.track.kernels import lidar_observe
 
         st = race.states
@@ -124,7 +124,7 @@ class CameraObservation(ObservationType):
             return gym.spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
         return gym.spaces.Box(0, 255, shape=shape, dtype=np.uint8)
 
-    def _frames(self, race: "RaceBatch", idx: np.ndarray) -> np.ndarray:
+    def _frames(self, race: "RaceView", idx: np.ndarray) -> np.ndarray:
         """(k, H, W, C) frames of cars idx."""
         from control.sim.camera import GRAY_WEIGHTS
 
@@ -137,7 +137,7 @@ class CameraObservation(ObservationType):
             images = (images @ GRAY_WEIGHTS).astype(np.uint8)[..., None]
         return images
 
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
+    def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
         frames = self._frames(race, idx)
         stack, c = int(self.config["frame_stack"]), frames.shape[-1]
         if stack == 1:
@@ -177,7 +177,7 @@ class CombinedObservation(ObservationType):
     def space(self) -> gym.Space:
         return gym.spaces.Dict({"camera": self.camera.space(), "vlidar": self.vlidar.space()})
 
-    def observe(self, race: "RaceBatch", idx: np.ndarray, reset: bool | np.ndarray = False) -> dict[str, np.ndarray]:
+    def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> dict[str, np.ndarray]:
         return {"camera": self.camera.observe(race, idx, reset), "vlidar": self.vlidar.observe(race, idx, reset)}
 
 

@@ -2,41 +2,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from control.env.config import validate_env_config
-from control.env.episode import EPISODE_STATUSES  # noqa: F401  (re-exported: the statuses info["episode_status"] takes)
 from control.env.race import RaceBatch
+from control.env.race_state import RaceState
 from control.sim.base import VehicleState
 from control.track.track import Track
 
 _CAR = np.zeros(1, dtype=np.intp)
-
-
-@dataclass(frozen=True)
-class RaceState:
-    """What render and a person watching need of the car's race right now (public, read-only)."""
-
-    track: Track
-    direction: str
-    vehicle: VehicleState
-    trail: list[tuple[float, float, float]]  # (x_m, y_m, speed_mps) since reset
-    params: dict[str, Any]
-    steering_cmd_deg: float
-    speed_cmd_mps: float
-    action_index: int
-    reward: float
-    lap_elapsed_s: float  # time since the current lap started
-    laps_completed: int
-    max_speed_mps: float
-    lidar_angles_rad: np.ndarray | None  # the rays' angles relative to the heading, or None without lidar
-    lidar_distances_m: np.ndarray | None
-    lidar_max_range_m: float
-    camera_image: np.ndarray | None
 
 
 def _python(value: Any) -> Any:

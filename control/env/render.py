@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
-    from control.env.racing_env import RaceState
+    from control.env.race_state import RaceState
 
 FRAME_W, FRAME_H = 800, 480
 MAP_SIZE = 480  # the top-down view is MAP_SIZE × MAP_SIZE on the left
