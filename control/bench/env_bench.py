@@ -18,9 +18,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from control.sim.base import CameraSpec
+
 ACTION_POOL_SIZE = 1024  # pre-sampled random actions, cycled through during the run
 NUM_RAYS = 32
-CAMERA_WIDTH_PX, CAMERA_HEIGHT_PX = 160, 120
+CAMERA_WIDTH_PX, CAMERA_HEIGHT_PX = CameraSpec.width_px, CameraSpec.height_px  # DeepRacer's 160x120, the camera's default
 PEER_INSTALL_HINT = "pip install -r requirements-bench.txt"
 
 
@@ -144,6 +146,8 @@ def peer_env_specs() -> PeerStatus:
     except ImportError as exc:
         return PeerStatus(skipped_reason=f"peer comparison skipped: highway-env is not importable ({exc}); install it with `{PEER_INSTALL_HINT}`")
     gym.register_envs(highway_env)
+    from control.sim.camera import GRAY_WEIGHTS
+
     version = getattr(highway_env, "__version__", None) or _dist_version("highway-env")
     lidar = {"observation": {"type": "LidarObservation"}}
     gray = {
@@ -151,7 +155,7 @@ def peer_env_specs() -> PeerStatus:
             "type": "GrayscaleObservation",
             "observation_shape": (CAMERA_WIDTH_PX, CAMERA_HEIGHT_PX),  # (width, height)
             "stack_size": 1,
-            "weights": [0.2989, 0.5870, 0.1140],
+            "weights": GRAY_WEIGHTS.tolist(),  # the same luma as our camera's gray frames
         },
         "screen_width": CAMERA_WIDTH_PX,
         "screen_height": CAMERA_HEIGHT_PX,

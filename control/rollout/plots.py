@@ -47,8 +47,8 @@ def _by_track(records: Sequence[EpisodeRecord]) -> dict[str, list[EpisodeRecord]
     return groups
 
 
-def plot_trajectories(records: Sequence[EpisodeRecord], path: Path, max_speed_mps: float = 4.0) -> Path:
-    """Every episode's path on its track, coloured by measured speed (one panel per track)."""
+def plot_trajectories(records: Sequence[EpisodeRecord], path: Path, max_speed_mps: float) -> Path:
+    """Every episode's path on its track, coloured by measured speed up to the car's top speed (its VehicleLimits)."""
     groups = _by_track(records)
     fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 6), squeeze=False)
     scatter = None
@@ -113,7 +113,7 @@ def plot_speed_steering(records: Sequence[EpisodeRecord], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def write_rollout_plots(records: Sequence[EpisodeRecord], out_dir: Path, max_speed_mps: float = 4.0) -> list[Path]:
+def write_rollout_plots(records: Sequence[EpisodeRecord], out_dir: Path, max_speed_mps: float) -> list[Path]:
     """trajectories.png, reward_heatmap.png and speed_steering.png under out_dir."""
     return [
         plot_trajectories(records, out_dir / "trajectories.png", max_speed_mps),
