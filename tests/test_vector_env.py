@@ -167,3 +167,24 @@ def test_a_tiny_rllib_run_on_the_vector_entry_point(ray_session, tmp_path):
         assert result["env_runners"]["num_env_steps_sampled"] >= 200
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("name", ["ppo_vlidar_config", "ppo_camera_config", "ppo_vlidar_procedural_config"])
+def test_shipped_configs_train_the_builtin_simulator_on_the_native_vector_env(name):
+    from control.training.config_loader import build_ppo_config, load_config_file, resolve_config
+
+    config = build_ppo_config(resolve_config(load_config_file(Path(__file__).parents[1] / "resources" / "configs" / f"{name}.yaml")))
+    assert config.gym_env_vectorize_mode == "vector_entry_point"
+
+
+def test_vectorize_mode_defaults_to_the_native_vector_env_and_sync_stays_selectable():
+    from control.errors import ConfigError
+    from control.training.config_loader import resolve_config
+
+    raw = {"env": "RacerVLidar-v0", "env_config": {"track": "oval"}}
+    assert resolve_config(raw).settings["gym_env_vectorize_mode"] == "vector_entry_point"
+    assert resolve_config({**raw, "gym_env_vectorize_mode": "sync"}).settings["gym_env_vectorize_mode"] == "sync"
+    carla = {**raw, "env_config": {"track": "oval", "simulator": "carla"}}
+    assert "gym_env_vectorize_mode" not in resolve_config(carla).settings  # one car per server: gymnasium's sync default
+    with pytest.raises(ConfigError, match="use gym_env_vectorize_mode: sync"):
+        resolve_config({**carla, "gym_env_vectorize_mode": "vector_entry_point"})

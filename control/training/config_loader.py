@@ -255,6 +255,7 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
     model_config = _resolve_model(model_raw, model_config, notices, where)
     _check_kl(settings, notices)
     env, env_config = _resolve_env(raw, where, launch_dir)
+    _default_vectorize_mode(settings, env, env_config, where)
     _check_evaluation(settings, notices, where)
     if env.startswith(RACING_ENV_PREFIX) and isinstance((settings.get("evaluation_config") or {}).get("env_config"), dict):
         # Evaluation runners also run in Tune's trial directory: their track/reward paths too.
@@ -339,6 +340,26 @@ def _check_evaluation(settings: dict[str, Any], notices: list[str], where: str) 
     eval_env["_in_evaluation"] = True
     eval_cfg["env_config"] = eval_env
     settings["evaluation_config"] = eval_cfg
+
+
+# How RLlib's env runners vectorise the racing env: the built-in simulator steps all of a runner's cars in one
+# native VectorEnv (RacingVectorEnv); "sync" (gymnasium's SyncVectorEnv over one-car envs) stays selectable for
+# comparison and is what CARLA uses (one car per server).
+BUILTIN_VECTORIZE_MODE = "vector_entry_point"
+
+
+def _default_vectorize_mode(settings: dict[str, Any], env: str, env_config: dict[str, Any], where: str) -> None:
+    """gym_env_vectorize_mode: vector_entry_point for the built-in simulator unless the config says otherwise."""
+    if not env.startswith(RACING_ENV_PREFIX):
+        return
+    mode = settings.get("gym_env_vectorize_mode")
+    if env_config.get("simulator", "builtin") != "builtin":
+        if mode == BUILTIN_VECTORIZE_MODE:
+            raise ConfigError(f"{where}: 'gym_env_vectorize_mode: {mode}' needs simulator: builtin; "
+                              f"{env_config['simulator']} drives one car per server: use gym_env_vectorize_mode: sync")
+        return
+    if mode is None:
+        settings["gym_env_vectorize_mode"] = BUILTIN_VECTORIZE_MODE
 
 
 def _resolve_env(raw: dict[str, Any], where: str, launch_dir: Path | None) -> tuple[str, dict[str, Any]]:
