@@ -3,8 +3,13 @@
 Random actions, `env.step` timed alone: resets are timed and reported separately, and the
 actions are sampled before the clock starts, so both sides pay for the same thing.
 Our envs: the vlidar env (32 rays) and the camera env (160×120 gray) on the largest bundled
-track. Peer: highway-env `racetrack-v0` with its LidarObservation and GrayscaleObservation
-(pinned in requirements-bench.txt); it is skipped with a message when not installed.
+track, as the one-car `RacingEnv` and as the batched `RacingVectorEnv` for N = 1, 8, 64, 256
+cars (env steps/s = N × batch steps/s; its NEXT_STEP autoresets happen inside `step` and are
+counted). A user reward file (DeepRacer's `reward_function(params)`, called once per car) is
+measured apart: its extra cost per env step. Peer: highway-env `racetrack-v0` with its
+LidarObservation and GrayscaleObservation (pinned in requirements-bench.txt); it is skipped with
+a message when not installed. Every rate is given twice: wall clock, and per CPU second of this
+process (`time.process_time`), steadier on a machine others share.
 """
 from __future__ import annotations
 
@@ -21,6 +26,21 @@ import numpy as np
 from control.sim.base import CameraSpec
 
 ACTION_POOL_SIZE = 1024  # pre-sampled random actions, cycled through during the run
+BATCH_SIZES = (1, 8, 64, 256)  # cars per RacingVectorEnv in the batched table
+USER_REWARD_CARS = 64  # cars of the user-reward-file measurement
+# A DeepRacer reward file as users write them (the console's example 1), for the per-car cost of the dict API.
+USER_REWARD_SOURCE = """
+def reward_function(params):
+    width = params["track_width"]
+    distance = params["distance_from_center"]
+    if distance <= 0.1 * width:
+        return 1.0
+    if distance <= 0.25 * width:
+        return 0.5
+    if distance <= 0.5 * width:
+        return 0.1
+    return 1e-3
+"""
 NUM_RAYS = 32
 CAMERA_WIDTH_PX, CAMERA_HEIGHT_PX = CameraSpec.width_px, CameraSpec.height_px  # DeepRacer's 160x120, the camera's default
 PEER_INSTALL_HINT = "pip install -r requirements-bench.txt"
@@ -110,6 +130,104 @@ def measure_env(spec: EnvSpec, max_steps: int, max_seconds: float, seed: int = 0
         return EnvBenchResult(spec.name, spec.kind, shape, steps, step_time_s, resets, reset_time_s, step_cpu_s)
     finally:
         env.close()
+
+
+@dataclass
+class VectorBenchResult:
+    """Throughput of one RacingVectorEnv of N cars: env steps (N per batch step), autoresets included."""
+
+    name: str
+    num_envs: int
+    env_steps: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env steps per wall-clock second."""
+        return self.env_steps / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def cpu_steps_per_s(self) -> float:
+        """Env steps per CPU second of this process."""
+        return self.env_steps / self.cpu_s if self.cpu_s > 0 else float("nan")
+
+    @property
+    def batch_step_ms(self) -> float:
+        """Wall time of one batch step (all N cars), ms."""
+        return 1000.0 * self.wall_s * self.num_envs / self.env_steps if self.env_steps else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, with the derived rates."""
+        return {**asdict(self), "steps_per_s": self.steps_per_s, "cpu_steps_per_s": self.cpu_steps_per_s, "batch_step_ms": self.batch_step_ms}
+
+
+def measure_vector_env(name: str, config: dict[str, Any], num_envs: int, max_env_steps: int, max_seconds: float,
+                       seed: int = 0, warmup_steps: int = 5) -> VectorBenchResult:
+    """Step a RacingVectorEnv of num_envs cars with random actions until max_env_steps or max_seconds (at least one step)."""
+    from control.env.vector_env import RacingVectorEnv
+
+    env = RacingVectorEnv(config, num_envs=num_envs)
+    try:
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(min(ACTION_POOL_SIZE, 64))]
+        env.reset(seed=seed)
+        for i in range(warmup_steps):  # first calls: compiled kernels loaded, camera texture rasterised
+            env.step(actions[i % len(actions)])
+        batch_steps, wall_s = 0, 0.0
+        clock, cpu_clock = time.perf_counter, time.process_time
+        cpu_start = cpu_clock()
+        while batch_steps == 0 or (batch_steps * num_envs < max_env_steps and wall_s < max_seconds):
+            action = actions[batch_steps % len(actions)]
+            t0 = clock()
+            env.step(action)
+            wall_s += clock() - t0
+            batch_steps += 1
+        return VectorBenchResult(name, num_envs, batch_steps * num_envs, wall_s, cpu_clock() - cpu_start)
+    finally:
+        env.close()
+
+
+def vector_env_configs(track: str) -> dict[str, dict[str, Any]]:
+    """The batched table's envs: vlidar (32 rays) and camera (160×120 gray) on `track`."""
+    return {
+        f"vlidar {NUM_RAYS} rays": {"track": track, "observation": {"type": "vlidar", "num_rays": NUM_RAYS}},
+        f"camera {CAMERA_WIDTH_PX}x{CAMERA_HEIGHT_PX} gray": {
+            "track": track, "observation": {"type": "camera", "width_px": CAMERA_WIDTH_PX, "height_px": CAMERA_HEIGHT_PX, "rgb": False}},
+    }
+
+
+def measure_user_reward_cost(track: str, max_env_steps: int, max_seconds: float, reward_dir: str, seed: int = 0) -> dict[str, Any]:
+    """Env steps/s of the vlidar vector env with a built-in reward and with a user reward file; the file's extra µs per env step."""
+    from pathlib import Path
+
+    path = Path(reward_dir) / "bench_reward.py"
+    path.write_text(USER_REWARD_SOURCE)
+    config = vector_env_configs(track)[f"vlidar {NUM_RAYS} rays"]
+    builtin = measure_vector_env("builtin follow_center_line", {**config, "reward": "follow_center_line"}, USER_REWARD_CARS,
+                                 max_env_steps, max_seconds, seed)
+    user = measure_vector_env("user reward file", {**config, "reward": str(path)}, USER_REWARD_CARS, max_env_steps, max_seconds, seed)
+    return {
+        "num_envs": USER_REWARD_CARS,
+        "builtin": builtin.as_dict(),
+        "user_file": user.as_dict(),
+        "extra_us_per_env_step": 1e6 * (1 / user.steps_per_s - 1 / builtin.steps_per_s),
+        "extra_cpu_us_per_env_step": 1e6 * (1 / user.cpu_steps_per_s - 1 / builtin.cpu_steps_per_s),
+    }
+
+
+def format_vector_table(rows: list[VectorBenchResult], user_reward: dict[str, Any] | None) -> str:
+    """steps/s against N per env, and the user reward file's per-step cost."""
+    header = f"{'env (RacingVectorEnv)':<28} {'N':>4} {'env steps':>9} {'steps/s':>10} {'cpu st/s':>10} {'batch ms':>9}"
+    lines = ["Batched env throughput (random actions; env steps = N x batch steps, autoresets included; "
+             "steps/s: wall clock, cpu st/s: per CPU second of this process)", header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r.name:<28} {r.num_envs:>4} {r.env_steps:>9} {r.steps_per_s:>10,.0f} {r.cpu_steps_per_s:>10,.0f} {r.batch_step_ms:>9.3f}")
+    if user_reward:
+        lines.append(f"user reward file (DeepRacer dict, once per car), N={user_reward['num_envs']}: "
+                     f"{user_reward['user_file']['steps_per_s']:,.0f} steps/s vs {user_reward['builtin']['steps_per_s']:,.0f} built-in; "
+                     f"+{user_reward['extra_us_per_env_step']:.1f} µs per env step (cpu +{user_reward['extra_cpu_us_per_env_step']:.1f} µs)")
+    return "\n".join(lines)
 
 
 def largest_bundled_track() -> str:
@@ -265,6 +383,7 @@ def run_env_benchmark(
     with_peers: bool = True,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
 ) -> dict[str, Any]:
     """Measure our envs and the peer envs, print the tables, return the results as a dict."""
     track = track or largest_bundled_track()
@@ -282,9 +401,21 @@ def run_env_benchmark(
             peers.append(measure_env(spec, peer_max_steps, peer_max_seconds, seed=seed))
     else:
         peer_note = "peer comparison skipped (--no-peers)"
+    vector_rows: list[VectorBenchResult] = []
+    for name, config in vector_env_configs(track).items():
+        for n in batch_sizes:
+            log(f"measuring RacingVectorEnv {name}, N={n} ...")
+            vector_rows.append(measure_vector_env(name, config, n, max(max_steps, n), max_seconds, seed=seed))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as reward_dir:
+        log("measuring a user reward file ...")
+        user_reward = measure_user_reward_cost(track, max(max_steps, USER_REWARD_CARS), max_seconds, reward_dir, seed=seed)
     laps = lap_time_rows()
     log("")
     log(format_throughput(ours, peers, peer_note))
+    log("")
+    log(format_vector_table(vector_rows, user_reward))
     log("")
     log(format_lap_times(laps))
     return {
@@ -293,5 +424,7 @@ def run_env_benchmark(
         "peers": [r.as_dict() for r in peers],
         "peer_skipped_reason": peer_note,
         "ratios_vs_peer": ratios(ours, peers),
+        "vector": [r.as_dict() for r in vector_rows],
+        "user_reward_file": user_reward,
         "lap_time_reference": [asdict(r) for r in laps],
     }
