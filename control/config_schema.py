@@ -175,8 +175,8 @@ def parse_section(model: type[S], data: Mapping[str, Any] | None, where: str) ->
 
 
 def defaults_of(model: type[Section]) -> dict[str, Any]:
-    """The section's defaults as a plain dict (nested sections as dicts)."""
-    return model().model_dump()
+    """The section's defaults as a plain dict (nested sections as dicts); no validator runs (nothing is imported)."""
+    return model.model_construct().model_dump()
 
 
 def _yaml_value(value: Any) -> str:

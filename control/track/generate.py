@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.interpolate import splev, splprep
 
 from control.track.track import Track
 
@@ -19,6 +18,8 @@ def smooth_closed_track(
     control_points_m: np.ndarray, width_m: float, name: str, spacing_m: float = WAYPOINT_SPACING_M, smoothing: float = 0.0
 ) -> Track:
     """A periodic cubic spline through control points, resampled at equal arc length, as a counter-clockwise Track."""
+    from scipy.interpolate import splev, splprep  # here: reading the generator's ranges (env_config) needs no scipy
+
     pts = np.asarray(control_points_m, dtype=np.float64)
     x, y = pts[:, 0], pts[:, 1]
     if np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) < 0:  # make it counter-clockwise, like DeepRacer files
