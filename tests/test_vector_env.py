@@ -188,3 +188,32 @@ def test_vectorize_mode_defaults_to_the_native_vector_env_and_sync_stays_selecta
     assert "gym_env_vectorize_mode" not in resolve_config(carla).settings  # one car per server: gymnasium's sync default
     with pytest.raises(ConfigError, match="use gym_env_vectorize_mode: sync"):
         resolve_config({**carla, "gym_env_vectorize_mode": "vector_entry_point"})
+
+
+def test_per_car_infos_as_rllib_splits_them_are_what_the_callbacks_read():
+    """RLlib wraps the vector env in gymnasium's DictInfoToList; the metrics and state-log callbacks read each car's dict."""
+    from gymnasium.wrappers.vector import DictInfoToList
+
+    from control.integration.callbacks.metrics import summarize_episode
+    from control.integration.callbacks.state_log import state_log_row
+
+    config = {"track": "oval", "max_episode_steps": 30}
+    venv = DictInfoToList(RacingVectorEnv(config, num_envs=2))
+    single = RacingEnv(config)
+    _, infos = venv.reset(seed=4)
+    _, info = single.reset(seed=4)
+    assert infos[0]["params"]["closest_waypoints"] == info["params"]["closest_waypoints"]
+    rows = []
+    for _ in range(35):
+        action = np.array([0.1, 0.2], dtype=np.float32)
+        _, _, _, _, infos = venv.step(np.stack([action, action]))
+        _, _, terminated, truncated, info = single.step(action)
+        if "steering_deg" in infos[0]:  # a step, not an autoreset
+            rows.append(infos[0])
+            assert infos[0]["params"]["closest_waypoints"] == info["params"]["closest_waypoints"]
+            assert state_log_row(infos[0], episode=0, reward=0.0, done=False, iteration=1, worker_index=0, env_index=0,
+                                 episode_id="e") == state_log_row(info, episode=0, reward=0.0, done=False, iteration=1,
+                                                                  worker_index=0, env_index=0, episode_id="e")
+        if terminated or truncated:
+            break
+    assert summarize_episode(rows)["progress"] == pytest.approx(info["params"]["progress"])

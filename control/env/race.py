@@ -221,7 +221,9 @@ class RaceBatch:
                 self.trails[i] = [(float(st.x_m[i]), float(st.y_m[i]), float(st.speed_mps[i]))]
         self._update_params(idx, proj, np.zeros(len(idx)), proj["wheels_on"].all(axis=1), np.zeros(len(idx), dtype=bool))
         obs = self.observation_type.observe(self, idx, reset=True)
-        infos = {"params": {k: v[idx] for k, v in self.params.items() if k != "waypoint_direction_rad"},
+        params = {k: v[idx] for k, v in self.params.items() if k != "waypoint_direction_rad"}
+        params["closest_waypoints"] = _waypoint_lists(params["closest_waypoints"])
+        infos = {"params": params,
                  "episode_status": STATUS_NAMES[np.full(len(idx), STATUS["prepare"])],
                  "track": np.array([self.tracks[i].name for i in idx.tolist()], dtype=object),
                  "direction": np.array([self.directions[i] for i in idx.tolist()], dtype=object)}
@@ -468,8 +470,15 @@ def _param_views(floats: np.ndarray, bools: np.ndarray, ints: np.ndarray, with_d
     out = {name: floats[k] for k, name in enumerate(names)}
     out.update({name: bools[k] for k, name in enumerate(_BOOL_PARAMS)})
     out["steps"] = ints[0]
-    out["closest_waypoints"] = ints[1:3].T
+    # The race's own params: an (N, 2) view; an info's: one [behind, ahead] list per car, DeepRacer's type, so
+    # gymnasium's per-car split (RLlib's DictInfoToList) hands callbacks what a one-car env gives them.
+    out["closest_waypoints"] = ints[1:3].T if with_direction else _waypoint_lists(ints[1:3].T)
     return out
+
+
+def _waypoint_lists(closest: np.ndarray) -> np.ndarray:
+    """(N,) object array of [behind, ahead] lists from an (N, 2) int array."""
+    return np.fromiter(closest.tolist(), dtype=object, count=len(closest))
 
 
 @numba.njit(cache=True)
