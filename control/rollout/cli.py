@@ -112,13 +112,13 @@ def _default_out(run_folder: Path | None, track_name: str) -> Path:
     return base / f"{time.strftime('%Y%m%d-%H%M%S')}_{track_name}"
 
 
-def _reference_lap_time_s(env: Any) -> float | None:
-    """The centerline reference lap time of the built-in car on the env's track (None for CARLA)."""
+def _lap_references(env: Any) -> dict[str, Any] | None:
+    """The built-in car's centerline and optimal-line references on the env's track (None for CARLA)."""
     if env.config["simulator"] != "builtin":
         return None
-    from control.sim.lap_time import lap_time_reference
+    from control.rollout.metrics import lap_references
 
-    return float(lap_time_reference(env.track, env.limits).lap_time_s)
+    return lap_references(env.track, env.limits)
 
 
 def _roll_out(args: argparse.Namespace, env: Any, policy: Any, checkpoint: Path, run_folder: Path | None,
@@ -137,7 +137,7 @@ def _roll_out(args: argparse.Namespace, env: Any, policy: Any, checkpoint: Path,
         if video is not None:
             video.close()
     tracks = {r.track_name for r in records}
-    reference = _reference_lap_time_s(env) if len(tracks) == 1 else None
+    reference = _lap_references(env) if len(tracks) == 1 else None
     context = {
         "checkpoint": str(checkpoint),
         "run": run_folder.name if run_folder is not None else None,
