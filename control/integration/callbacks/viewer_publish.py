@@ -9,8 +9,10 @@ viewer stopped) silences this runner and training goes on.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PUBLISH_HZ = 4.0  # snapshots per second per env runner: enough for motion, negligible cost
 DEFAULT_MAX_CARS = 16  # cars per env runner in a snapshot (a fixed sample when there are more)
-MAX_LAP_STEPS = 6000  # the recorded lap is cut here (minutes of driving at 15 Hz)
+MAX_LAP_STEPS = 6000  # rows of every car's recent steps kept for lap replays (minutes of driving at 15 Hz)
+TRAINING_LAP_EVERY_S = 5.0  # training episodes end all the time: send one of them this often at most
 RETRY_LOOKUP_S = 10.0  # how often a runner whose channel was gone looks for it again
 STATUS_OK, STATUS_OFFTRACK, STATUS_CRASHED = 0, 1, 2
 
@@ -84,6 +87,38 @@ def car_snapshot(races: list[Any], sample: list[tuple[int, np.ndarray]], runner:
             "episode": np.concatenate(episodes).astype(int).tolist(), "status": np.concatenate(status).astype(int).tolist()}
 
 
+class LapRecorder:
+    """Every car's (x, y, yaw, speed) per env step in a bounded ring, so any car's finished episode can be replayed."""
+
+    def __init__(self, max_steps: int = MAX_LAP_STEPS) -> None:
+        self.max_steps = int(max_steps)
+        self._rows: deque[np.ndarray] = deque(maxlen=self.max_steps)  # one (4, num_cars) array per env step
+        self._first_row = 0  # absolute index of _rows[0]
+        self._starts: dict[int, int] = {}  # car -> absolute row of its episode's first step
+
+    @property
+    def next_row(self) -> int:
+        """Absolute index the next recorded row gets."""
+        return self._first_row + len(self._rows)
+
+    def record(self, races: list[Any]) -> None:
+        """One row: every car's state now (one numpy stack per race, no loop over cars)."""
+        parts = [np.stack([r.states.x_m, r.states.y_m, r.states.yaw_rad, r.states.speed_mps]) for r in races]
+        if len(self._rows) == self.max_steps:
+            self._first_row += 1  # the deque drops its oldest row
+        self._rows.append(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+
+    def start(self, car: int) -> None:
+        """Car `car`'s episode starts at the latest row."""
+        self._starts[car] = self.next_row - 1
+
+    def episode(self, car: int) -> np.ndarray:
+        """(4, steps) of car `car` since its episode started (as much as the ring still holds)."""
+        begin = max(self._starts.get(car, self._first_row), self._first_row) - self._first_row
+        rows = list(itertools.islice(self._rows, begin, None))
+        return np.stack([row[:, car] for row in rows], axis=1) if rows else np.zeros((4, 0))
+
+
 class ViewerPublishCallback(RLlibCallback):
     """Publishes car snapshots and the latest lap of car 0 to the viewer channel; class attributes set by make_viewer_callback."""
 
@@ -100,24 +135,28 @@ class ViewerPublishCallback(RLlibCallback):
         self._races: list[Any] | None = None
         self._sample: list[tuple[int, np.ndarray]] = []
         self._sent_tracks: set[str] = set()
-        self._lap: list[tuple[float, float, float, float]] = []
+        self._laps = LapRecorder()
         self._record_lap: bool | None = None
+        self._next_training_lap_s = 0.0
 
     # ------------------------------------------------------------------ RLlib hooks
-    def on_episode_start(self, *, env_index: int = 0, **kwargs: Any) -> None:
-        """Car 0's new episode starts a new recorded lap."""
+    def on_episode_start(self, *, env_runner: Any = None, env: Any = None, env_index: int = 0, **kwargs: Any) -> None:
+        """A car's new episode: its lap replay starts at this step."""
         if env_index == 0:
-            self._lap = []
+            self._every_step(env, env_runner)
+        if self._record_lap:
+            self._laps.start(env_index)
 
     def on_episode_step(self, *, env_runner: Any = None, env: Any = None, env_index: int = 0, **kwargs: Any) -> None:
-        """Record car 0's step for the lap replay; every 1/publish_hz s, publish a snapshot of the sampled cars."""
-        if env_index != 0:  # one call per env step: car 0's call carries the whole batch
-            return
+        """Once per env step (car 0's call): record the lap rows; every 1/publish_hz s, publish a snapshot."""
+        if env_index == 0:  # RLlib calls every car in order: car 0's call (start or step) stands for the batch
+            self._every_step(env, env_runner)
+
+    def _every_step(self, env: Any, env_runner: Any) -> None:
         if self._races is None:
             self._attach(env, env_runner)
-        if self._record_lap and self._races and len(self._lap) < MAX_LAP_STEPS:
-            st = self._races[0].states
-            self._lap.append((float(st.x_m[0]), float(st.y_m[0]), float(st.yaw_rad[0]), float(st.speed_mps[0])))
+        if self._record_lap:
+            self._laps.record(self._races)
         now_s = time.monotonic()
         if now_s < self._next_publish_s:
             return
@@ -125,24 +164,31 @@ class ViewerPublishCallback(RLlibCallback):
         self._publish_snapshot(env_runner)
 
     def on_episode_end(self, *, episode: Any = None, env_runner: Any = None, env_index: int = 0, **kwargs: Any) -> None:
-        """Car 0's finished episode becomes the viewer's latest lap (evaluation runners, or the first training runner)."""
-        if env_index != 0 or not self._record_lap or len(self._lap) < 2 or not self._races:
+        """A finished episode becomes the viewer's latest lap (evaluation runners; the first training runner now and then)."""
+        if not self._record_lap:
             return
-        channel = self._ready_channel()
+        evaluation = self._evaluation(env_runner)
+        now_s = time.monotonic()
+        if not evaluation and now_s < self._next_training_lap_s:
+            return
+        steps = self._laps.episode(env_index)
+        if steps.shape[1] < 2:
+            return
+        # A lap is rare and worth more than a snapshot: it goes even while a snapshot call is in flight.
+        channel = self._channel if self._pending is not None else self._ready_channel()
         if channel is None:
             return
-        race = self._races[0]
-        track = race.tracks[0]
+        self._next_training_lap_s = now_s + TRAINING_LAP_EVERY_S
+        race, car = self._car(env_index)
+        track = race.tracks[car]
         info = episode.get_infos(-1) if episode is not None else {}
         laps_s = [float(i["lap_time_s"]) for i in (episode.get_infos() if episode is not None else []) if "lap_time_s" in i]
-        lap = {"kind": "evaluation" if self._evaluation(env_runner) else "training",
-               "runner": self._runner(env_runner), "wall_s": time.time(), "track": track.name,
+        lap = {"kind": "evaluation" if evaluation else "training",
+               "runner": self._runner(env_runner), "car": env_index, "wall_s": time.time(), "track": track.name,
                "control_hz": race.limits.control_hz, "max_speed_mps": race.limits.max_speed_mps,
                "status": info.get("episode_status"), "progress_pct": (info.get("params") or {}).get("progress"),
-               "lap_time_s": laps_s[-1] if laps_s else None, "steps": len(self._lap),
-               **{key: np.round(np.array([p[k] for p in self._lap]), 3).tolist()
-                  for k, key in enumerate(("x", "y", "yaw", "speed"))}}
-        self._lap = []
+               "lap_time_s": laps_s[-1] if laps_s else None, "steps": int(steps.shape[1]),
+               **{key: np.round(steps[k], 3).tolist() for k, key in enumerate(("x", "y", "yaw", "speed"))}}
         outline = self._new_track_outlines([track])[0] if track.name not in self._sent_tracks else None
         self._send(channel.publish_lap.remote(lap, outline))
 
@@ -153,6 +199,14 @@ class ViewerPublishCallback(RLlibCallback):
         self._sample = sample_cars(self._races, self.max_cars)
         # Evaluation runners always; of the training runners only the first (index 0 local, or 1), so one lap is shown.
         self._record_lap = bool(self._races) and (self._evaluation(env_runner) or self._runner(env_runner) <= 1)
+
+    def _car(self, env_index: int) -> tuple[Any, int]:
+        """(race, car index in it) of the env runner's sub-env env_index."""
+        for race in self._races:
+            if env_index < race.num_cars:
+                return race, env_index
+            env_index -= race.num_cars
+        raise IndexError(f"env index beyond the env's {sum(r.num_cars for r in self._races)} cars")
 
     def _publish_snapshot(self, env_runner: Any) -> None:
         if not self._races:

@@ -194,11 +194,11 @@ let lapShown = null;
 function showLap(lap) {
   const outline = viewer.tracks[lap.track];
   lapShown = { lap, start: performance.now(), outline, tf: outline ? transformFor(outline, lapCanvas.width) : null };
-  const kind = lap.kind === "evaluation" ? "evaluation" : "training (evaluation is off)";
-  document.getElementById("lap-title").textContent = `latest ${kind} episode`;
+  const kind = lap.kind === "evaluation" ? "evaluation episode" : "training episode (no evaluation episode yet)";
+  document.getElementById("lap-title").textContent = `latest ${kind}`;
   const lapTime = lap.lap_time_s === null ? "no lap completed" : `lap ${lap.lap_time_s.toFixed(2)} s`;
   document.getElementById("lap-info").textContent =
-    `runner ${lap.runner} · ${lap.track} · ${lap.status} · progress ${(lap.progress_pct ?? 0).toFixed(1)} % · ${lapTime} · ` +
+    `runner ${lap.runner} car ${lap.car} · ${lap.track} · ${lap.status} · progress ${(lap.progress_pct ?? 0).toFixed(1)} % · ${lapTime} · ` +
     `${lap.steps} steps replayed at ${lap.control_hz} Hz`;
 }
 

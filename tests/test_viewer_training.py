@@ -1,0 +1,71 @@
+"""The viewer during real (tiny) trainings: it never holds training up, and stopping it never stops training."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from control.training.cli import resolve_training_config, train
+from control.viewer.live import LiveViewer
+
+REPO = Path(__file__).resolve().parents[1]
+VLIDAR = REPO / "resources/configs/ppo_vlidar_config.yaml"
+TINY = ["train_batch_size=128", "minibatch_size=64", "num_epochs=1", "num_envs_per_env_runner=2",
+        "env_config.max_episode_steps=50"]
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def _train(tmp_path: Path, name: str, iterations: int, viewer: LiveViewer | None):
+    resolved, recorded = resolve_training_config(VLIDAR, name=name, overrides=TINY, seed=7,
+                                                 stop={"iteration": iterations})
+    return train(resolved, results_dir=tmp_path, name=name, recorded_config=recorded, verbose=0,
+                 viewer=viewer or False)
+
+
+def _results(folder: Path) -> list[dict]:
+    (path,) = (folder / "train_1").glob("*/result.json")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_stopping_the_viewer_mid_training_leaves_the_training_running(ray_session, tmp_path):
+    viewer = LiveViewer(port=0)
+    stopped_at: dict = {}
+
+    def stop_after_first_iteration() -> None:
+        deadline = time.monotonic() + 240
+        while not viewer.store.stats()["iterations"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stopped_at["iteration"] = viewer.store.stats()["iterations"]
+        viewer.stop()  # the page's server and the channel actor go; the env runners keep sampling
+
+    stopper = threading.Thread(target=stop_after_first_iteration, daemon=True)
+    stopper.start()
+    outcome = _train(tmp_path, "stopped_viewer", 4, viewer)
+    stopper.join(timeout=10)
+    assert 1 <= stopped_at["iteration"] < 4
+    assert outcome.iteration == 4 and outcome.checkpoint is not None
+    assert [r["training_iteration"] for r in _results(tmp_path / "stopped_viewer")] == [1, 2, 3, 4]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", viewer.server.port), timeout=5).close()
+
+
+def test_training_with_no_page_open_is_the_same_training_and_the_channel_stays_bounded(ray_session, tmp_path):
+    plain = _train(tmp_path, "plain", 2, None)
+    viewer = LiveViewer(port=0, max_snapshots=2)
+    watched = _train(tmp_path, "unwatched", 2, viewer)
+    # Same seed, same config: the viewer changed nothing the policy saw or learned.
+    plain_rows, watched_rows = _results(tmp_path / "plain"), _results(tmp_path / "unwatched")
+    for a, b in zip(plain_rows, watched_rows, strict=True):
+        assert a["num_env_steps_sampled_lifetime"] == b["num_env_steps_sampled_lifetime"]
+        assert a["env_runners"]["episode_return_mean"] == b["env_runners"]["episode_return_mean"]
+    assert watched.iteration == plain.iteration == 2
+    # Nobody watched: the runners published anyway and the channel kept only its bound, dropping the rest.
+    stats = viewer.channel_stats
+    assert stats is not None and stats["received"] > stats["max_snapshots"] == 2
+    assert stats["queued"] <= 2 and stats["dropped"] == stats["received"] - stats["queued"]
+    assert viewer.store.stats()["received"] == 0  # the driver never pulled: no page was open
