@@ -389,3 +389,31 @@ def test_credentials_in_the_uri_are_never_pickled_written_or_logged(ray_session,
     leaks = [p for p in tmp_path.rglob("*") if p.is_file() and b"s3cret" in p.read_bytes()]
     assert leaks == []
     assert b"s3cret" not in pickle.dumps(callback)
+
+
+def test_a_backlog_the_server_refuses_is_kept_and_does_not_hold_back_the_run(ray_session, mlflow_server, tmp_path, caplog):
+    run_folder = tmp_path / "results" / "run1"
+    run_folder.mkdir(parents=True)
+    stranger = {"type": "metrics", "run_index": 0, "run_id": "0123456789abcdef0123456789abcdef",
+                "metrics": [["env_runners/episode_return_mean", 1.0, 1000, 1]]}  # a run this server does not have
+    (run_folder / BACKLOG_FILE).write_text(json.dumps(stranger) + "\n")
+    caplog.set_level(logging.WARNING, logger="control.integration.callbacks.mlflow_callback")
+    config = resolved_config()
+    run_tune(tmp_path, [make_callback(mlflow_server.url, run_folder, config)], config, iterations=2)
+
+    client = MlflowClient(mlflow_server.url)
+    run_id = (run_folder / RUN_ID_FILE).read_text().strip()
+    assert metric_steps(client, run_id, "env_runners/episode_return_mean") == [1, 2]
+    assert "refused the backlog" in caplog.text
+    assert json.loads((run_folder / BACKLOG_FILE).read_text().splitlines()[0]) == stranger  # kept, not dropped
+
+
+def test_rollout_upload_error_names_the_server_without_its_password(tmp_path, monkeypatch):
+    from control.errors import UserError
+    from control.rollout.mlflow_upload import upload_rollout
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UserError) as error:
+        upload_rollout(f"http://bob:s3cret@127.0.0.1:{free_port()}", None, tmp_path / "out", {"laps": 1})
+    assert "s3cret" not in str(error.value) and "bob:***@127.0.0.1" in str(error.value)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from control.errors import UserError
+from control.redact import redact_text, redact_url
 
 RUN_ID_FILE = "mlflow_run_id"  # written by the training MLflow callback into results/<NAME>/
 FALLBACK_EXPERIMENT = "rollouts"
@@ -59,5 +60,6 @@ def upload_rollout(uri: str, run_folder: Path | None, out_dir: Path, aggregate: 
         raise
     except Exception as exc:  # noqa: BLE001 - one line for the user, whatever MLflow raised
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise UserError(f"rollout written to {out_dir}, but logging it to MLflow at {uri} failed: {first}") from None
+        raise UserError(f"rollout written to {out_dir}, but logging it to MLflow at {redact_url(uri)} failed: "
+                        f"{redact_text(first)}") from None
     return run_id

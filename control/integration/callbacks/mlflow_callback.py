@@ -144,6 +144,7 @@ class CustomMlflowCallback(MLflowLoggerCallback):
         self._artifact_retry_at = 0.0  # the same for the artifact store
         self._server_down = False
         self._artifacts_refused = False
+        self._backlog_refused = False  # the server refused an entry of the backlog file: not retried this session
         self._runs: dict[Trial, _TrialRun] = {}
 
     @property
@@ -298,8 +299,16 @@ class CustomMlflowCallback(MLflowLoggerCallback):
 
     def _sync(self, state: _TrialRun) -> None:
         """Send, in this order: an earlier backlog, the run, params, metrics, artifacts."""
-        if mlflow_backlog.backlog_path(self.run_folder).is_file():
-            self.send_backlog()
+        if mlflow_backlog.backlog_path(self.run_folder).is_file() and not self._backlog_refused:
+            try:
+                self.send_backlog()
+            except _ServerUnavailable:
+                raise
+            except Exception as error:  # noqa: BLE001 - a backlog the server refuses must not hold back this run
+                self._backlog_refused = True
+                logger.warning("MLflow: the server refused the backlog %s (%s); it is kept for make -C control "
+                               "mlflow_sync NAME=%s, and this run logs on", mlflow_backlog.backlog_path(self.run_folder),
+                               redact_text(_first_line(error)), self.run_folder.name)
         if state.run_id is None:
             self._open_run(state)
         if state.params is not None:
