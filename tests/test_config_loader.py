@@ -270,7 +270,9 @@ def test_carla_simulator_gets_one_server_per_sub_env_and_runner_restarts():
 
     config, _ = load_ppo_config(
         REPO / "resources/configs/ppo_vlidar_config.yaml",
-        ["env_config.simulator=carla", "num_envs_per_env_runner=4", "env_config.carla={avoid_server_init: true}"],
+        # The shipped config trains on the native vector env; CARLA is one car per server, vectorised by gymnasium.
+        ["env_config.simulator=carla", "num_envs_per_env_runner=4", "env_config.carla={avoid_server_init: true}",
+         "gym_env_vectorize_mode=sync"],
     )
     assert config.env_config["carla"]["envs_per_runner"] == 4
     assert config.restart_failed_env_runners is True
