@@ -116,6 +116,25 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def files_being_written(pgid: int, markers: tuple[str, ...] = ("/learner_group/", "/env_runner/", "/algorithm_state.",
+                                                               "/rllib_checkpoint.json")) -> list[str]:
+    """Paths that processes of group `pgid` hold open and whose names say they are checkpoint files."""
+    paths = []
+    for pid in group_pids(pgid):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if any(marker in target for marker in markers):
+                paths.append(target)
+    return paths
+
+
 def wait_group_gone(pgid: int, timeout_s: float = 30.0) -> list[int]:
     """Wait until no process of group `pgid` is left; returns the pids still alive after timeout_s."""
     deadline = time.monotonic() + timeout_s

@@ -15,6 +15,7 @@ from tests.chaos.harness import (
     VLIDAR,
     TrainingProcess,
     checkpoints,
+    files_being_written,
     incomplete_checkpoints,
     load_policy,
     newest_complete_checkpoint,
@@ -101,13 +102,17 @@ def test_sigterm_during_a_checkpoint_save_leaves_a_restorable_checkpoint(tmp_pat
     train, folder = start(tmp_path, "term_save", "--set", "model.fcnet_hiddens=[1024,1024]")
     try:
         train.wait_for(lambda: rows_done(folder) >= 1, "first iteration", timeout_s=400)
+        # The trial actor writes the checkpoint into a temp folder, then Tune copies it into the run:
+        # signal as soon as a process of the group holds a checkpoint file open, or a new folder appears.
         before = set(checkpoints(folder))
-        fresh = train.wait_for(lambda: sorted(set(checkpoints(folder)) - before), "a new checkpoint folder",
-                               timeout_s=400, poll_s=0.01)
-        send_sigterm(train, chaos_report, f"as {fresh[0].name} appeared (checkpoint save)")
-        hit = fresh[0] in incomplete_checkpoints(folder)
-        chaos_report.saw(f"{fresh[0].name} was {'still being written' if hit else 'already complete'} "
-                         "just after the signal")
+
+        def saving() -> list[str]:
+            return files_being_written(train.pid) or [str(c) for c in sorted(set(checkpoints(folder)) - before)]
+
+        open_files = train.wait_for(saving, "a checkpoint save", timeout_s=400, poll_s=0.005)
+        send_sigterm(train, chaos_report, f"as the save of {Path(open_files[0]).name} was seen ({open_files[0]})")
+        in_progress = bool(files_being_written(train.pid)) or bool(incomplete_checkpoints(folder))
+        chaos_report.saw(f"just after the signal the save was {'still in progress' if in_progress else 'already done'}")
         wait_clean_exit(train, chaos_report)
     finally:
         train.finish()
