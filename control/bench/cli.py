@@ -90,10 +90,26 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
                                      bench_dir=args.bench_dir, seed=args.seed)
 
 
+def _tracks_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tracks benchmark (real tracks vs the generator; centerline and optimal laps)")
+    group.add_argument("--track-seeds", "--track_seeds", type=int, default=30,
+                       help="generated tracks per generator profile for the distributions (default 30)")
+
+
+def _tracks_run(args: argparse.Namespace) -> dict[str, Any]:
+    from control.bench.track_bench import run_tracks_benchmark
+
+    if args.track_seeds < 1:
+        raise UserError("--track-seeds must be >= 1")
+    return run_tracks_benchmark(seeds=args.track_seeds)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "env": Benchmark("env", True, "env steps/s of the vlidar and camera envs vs highway-env; lap-time references", _env_arguments, _env_run),
     "train": Benchmark("train", True, "minutes/steps/iterations to the first lapping iteration, throughput and the env's share; "
                        "--quality: lap time vs reference; --generalisation: lap rate on unseen tracks", _train_arguments, _train_run),
+    "tracks": Benchmark("tracks", True, "real DeepRacer tracks next to the track generator's distribution (tightest radius, "
+                        "width); centerline and optimal-line laps", _tracks_arguments, _tracks_run),
 }
 
 
