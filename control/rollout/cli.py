@@ -14,6 +14,7 @@ EPILOG = """examples:
   python ppo_inference_ray.py --checkpoint results/vlidar1/train_1/PPO_.../checkpoint_000010 --episodes 5
   python ppo_inference_ray.py -n vlidar1 --track hairpins --continuous --reset_penalty_s 2
   python ppo_inference_ray.py -n vlidar1 --track my_track.npy --no_video --mlflow_uri http://127.0.0.1:5000
+  python ppo_inference_ray.py --onnx results/vlidar1/export/model.onnx   # onnxruntime only (python -m control.export)
 """
 
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("policy (one of)")
     src.add_argument("--checkpoint", metavar="PATH", help="an RLlib checkpoint folder (or a run folder: its latest)")
     src.add_argument("-n", "--name", help="a run under the results folder: its latest checkpoint")
+    src.add_argument("--onnx", metavar="PATH", help="an exported model.onnx (python -m control.export): runs on "
+                     "onnxruntime alone, without torch or Ray")
     p.add_argument("--results_dir", help="folder holding runs (default: $RESULTS or results/ at the repo root)")
     p.add_argument("--episodes", type=int, default=3, metavar="N", help="episodes to roll out (default 3)")
     p.add_argument("--explore", action="store_true", help="sample actions (default: deterministic, the best action)")
@@ -59,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.checkpoint and args.name:
-        raise ConfigError("give --checkpoint PATH or -n NAME, not both")
+    if sum(bool(x) for x in (args.checkpoint, args.name, args.onnx)) > 1:
+        raise ConfigError("give one of --checkpoint PATH, -n NAME or --onnx PATH")
+    if args.onnx and args.explore:
+        raise ConfigError("--explore needs the checkpoint: the exported ONNX graph holds the deterministic policy only")
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes}: expected a whole number >= 1")
     if args.max_episode_steps is not None and args.max_episode_steps < 1:
@@ -92,16 +97,25 @@ def rollout_from_args(args: argparse.Namespace) -> dict[str, Any]:
     _check_args(args)
     results_dir = Path(args.results_dir).resolve() if args.results_dir else default_results_dir()
     overrides = env_overrides(args)
-    checkpoint = inference.resolve_checkpoint(args.checkpoint, args.name, results_dir)
-    run = inference.load_run_config(checkpoint)
+    if args.onnx:  # onnxruntime only: neither torch nor Ray is imported on this path
+        from control.export.onnx_policy import OnnxPolicy
+
+        onnx_policy = OnnxPolicy(Path(args.onnx))
+        checkpoint, run = onnx_policy.model_path, onnx_policy.run_config
+    else:
+        checkpoint = inference.resolve_checkpoint(args.checkpoint, args.name, results_dir)
+        run = inference.load_run_config(checkpoint)
     env = inference.make_env(run, overrides, render=not args.no_video)
     try:
         env_name = f"{run.env}, track {overrides.get('track', run.env_config.get('track', 'oval'))}"
-        policy = inference.Policy(checkpoint, explore=args.explore, observation_filter=run.observation_filter)
+        if args.onnx:
+            policy = onnx_policy
+        else:
+            policy = inference.Policy(checkpoint, explore=args.explore, observation_filter=run.observation_filter)
         policy.check_env(env, env_name)
         run_folder = inference.find_run_folder(checkpoint)
         out_dir = Path(args.out).resolve() if args.out else _default_out(run_folder, env.track.name)
-        print(f"checkpoint: {checkpoint}\nenv: {env_name} ({env.config['simulator']})\noutput: {out_dir}")
+        print(f"{'onnx' if args.onnx else 'checkpoint'}: {checkpoint}\nenv: {env_name} ({env.config['simulator']})\noutput: {out_dir}")
         return _roll_out(args, env, policy, checkpoint, run_folder, out_dir)
     finally:
         env.close()
@@ -140,6 +154,7 @@ def _roll_out(args: argparse.Namespace, env: Any, policy: Any, checkpoint: Path,
     reference = _lap_references(env) if len(tracks) == 1 else None
     context = {
         "checkpoint": str(checkpoint),
+        "policy_runtime": "onnxruntime" if args.onnx else "torch",
         "run": run_folder.name if run_folder is not None else None,
         "env": env.spec.id if env.spec is not None else None,
         "track": sorted(tracks)[0] if len(tracks) == 1 else sorted(tracks),

@@ -139,6 +139,19 @@ def spaces_match(a: gym.Space, b: gym.Space) -> bool:
     return a == b
 
 
+@dataclass(frozen=True)
+class FilterStatistics:
+    """MeanStdFilter as numbers: obs -> clip((obs - mean) / (std + epsilon), -clip, clip), dtypes as RLlib keeps them."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    demean: bool
+    destd: bool
+    clip: float | None
+    epsilon: float
+    count: int  # observations the statistics were computed from
+
+
 class ObservationFilter:
     """RLlib's MeanStdFilter statistics from the checkpoint, applied without updating them."""
 
@@ -153,6 +166,19 @@ class ObservationFilter:
 
     def __call__(self, obs: Any) -> Any:
         return self._filter(obs, update=False)
+
+    def statistics(self) -> FilterStatistics:
+        """The frozen statistics as arrays, for applying the filter elsewhere (the ONNX export)."""
+        from ray.rllib.utils.numpy import SMALL_NUMBER
+
+        stats = self._filter.running_stats
+        if not hasattr(stats, "mean"):
+            raise CheckpointError("the checkpoint's MeanStdFilter holds nested (Dict) statistics; only a Box "
+                                  "observation's filter can be exported")
+        return FilterStatistics(mean=np.asarray(stats.mean), std=np.asarray(stats.std),
+                                demean=bool(self._filter.demean), destd=bool(self._filter.destd),
+                                clip=float(self._filter.clip) if self._filter.clip else None,
+                                epsilon=float(SMALL_NUMBER), count=int(stats.num_pushes))
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path) -> "ObservationFilter | None":
@@ -210,6 +236,11 @@ class Policy:
         self._dist_cls = (self.module.get_exploration_action_dist_cls() if explore
                           else self.module.get_inference_action_dist_cls())
         self._torch = torch
+
+    @property
+    def action_dist_cls(self) -> type:
+        """The RLModule's action distribution class used to act (inference or exploration)."""
+        return self._dist_cls
 
     @property
     def observation_space(self) -> gym.Space:
