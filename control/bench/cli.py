@@ -90,6 +90,20 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
                                      bench_dir=args.bench_dir, seed=args.seed)
 
 
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("export benchmark (inference latency, ONNX vs torch)")
+    group.add_argument("--export-steps", "--export_steps", type=int, default=2000,
+                       help="timed single-observation calls per model and runtime (default 2000)")
+
+
+def _export_run(args: argparse.Namespace) -> dict[str, Any]:
+    from control.bench.export_bench import run_export_benchmark
+
+    if args.export_steps < 1:
+        raise UserError("--export-steps must be >= 1")
+    return run_export_benchmark(steps=args.export_steps, seed=args.seed)
+
+
 def _tracks_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tracks benchmark (real tracks vs the generator; centerline and optimal laps)")
     group.add_argument("--track-seeds", "--track_seeds", type=int, default=30,
@@ -108,6 +122,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "env": Benchmark("env", True, "env steps/s of the vlidar and camera envs vs highway-env; lap-time references", _env_arguments, _env_run),
     "train": Benchmark("train", True, "minutes/steps/iterations to the first lapping iteration, throughput and the env's share; "
                        "--quality: lap time vs reference; --generalisation: lap rate on unseen tracks", _train_arguments, _train_run),
+    # Not cheap: exporting the two networks takes torch.export ~10-20 s on 2 cores.
+    "export": Benchmark("export", False, "per-step inference latency on one core of the exported ONNX policy vs the "
+                        "torch RLModule (vlidar MLP, camera CNN)", _export_arguments, _export_run),
     "tracks": Benchmark("tracks", True, "real DeepRacer tracks next to the track generator's distribution (tightest radius, "
                         "width); centerline and optimal-line laps", _tracks_arguments, _tracks_run),
 }
