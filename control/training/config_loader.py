@@ -194,6 +194,7 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
     schedules: dict[str, Any] = {}
     observation_filter = "NoFilter"
     clip_rewards = None
+    unknown: list[str] = []
 
     for key, value in raw.items():
         if key in RESTRICTED_KEYS:
@@ -247,7 +248,8 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
         elif key in current_setting_names():
             settings["lambda_" if key == "lambda" else key] = value
         else:
-            raise unknown_key_error(key, valid_top, where)
+            unknown.append(key)
+    _check_unknown_keys(raw, unknown, valid_top, where)
 
     for target, schedule in schedules.items():
         settings[target] = _schedule(schedule, settings.get(target), target, notices, where)
@@ -268,6 +270,48 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
     return ResolvedConfig(settings=settings, env=env, env_config=env_config, model_config=model_config,
                           stop=stop, checkpoint=checkpoint, observation_filter=observation_filter,
                           clip_rewards=clip_rewards, notices=notices)
+
+
+def _check_unknown_keys(raw: dict[str, Any], unknown: list[str], valid_top: list[str], where: str) -> None:
+    """One ConfigError naming every unknown key (top level and env_config) and the migrate command for old files."""
+    from control.env.config import DEFAULT_ENV_CONFIG
+    from control.training.original_toolkit_keys import MIGRATE_COMMAND, ORIGINAL_ENV_IDS
+
+    env_config = raw.get("env_config") if isinstance(raw.get("env_config"), dict) else {}
+    unknown_env = [k for k in env_config if k not in DEFAULT_ENV_CONFIG]
+    for section, valid in (("carla", _carla_keys()), ("action", _action_keys())):
+        given = env_config.get(section)
+        if isinstance(given, dict):  # sections both formats have, with other keys in the original toolkit's
+            unknown_env += [f"{section}.{k}" for k in given if k not in valid]
+    original_env = raw.get("env") in ORIGINAL_ENV_IDS
+    if not unknown and not original_env:
+        return  # an unknown env_config key alone gets validate_env_config's own message, with its section's keys
+    hint = (f"; a config written for an older RLlib or for the original CARLA racing toolkit converts with: "
+            f"{MIGRATE_COMMAND} {where} -o NEW.yaml")
+    if len(unknown) == 1 and not unknown_env and not original_env:
+        raise ConfigError(f"{unknown_key_error(unknown[0], valid_top, where)}{hint}")
+    names = [f"'{k}'{did_you_mean(k, valid_top)}" for k in unknown]
+    names += [f"'env_config.{k}'" + ("" if "." in k else did_you_mean(k, DEFAULT_ENV_CONFIG)) for k in unknown_env]
+    if original_env:
+        names.append(f"env '{raw['env']}' (an env id of the original CARLA racing toolkit)")
+    raise ConfigError(f"{len(names)} unknown keys in {where}: {', '.join(names)}{hint}")
+
+
+def _carla_keys() -> set[str]:
+    from control.carla.config import DEFAULT_CARLA_CONFIG
+
+    return set(DEFAULT_CARLA_CONFIG)
+
+
+def _action_keys() -> set[str]:
+    """Every key some action type takes (its settings model's fields), and `type`."""
+    from control.env.actions import ACTION_TYPES
+
+    keys = {"type"}
+    for action_type in ACTION_TYPES.values():
+        settings = getattr(action_type, "Settings", None)
+        keys |= set(getattr(settings, "model_fields", None) or getattr(action_type, "defaults", {}))
+    return keys
 
 
 def _schedule(schedule: Any, base: Any, target: str, notices: list[str], where: str) -> list[list[float]]:
