@@ -136,8 +136,8 @@ def test_unknown_flag_values_are_one_line_errors(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_make_bench_runs_env_and_time_to_lap_by_default():
-    assert [b.name for b in cli.selected_benchmarks([])] == ["env", "train"]
+def test_make_bench_runs_env_time_to_lap_and_tracks_by_default():
+    assert [b.name for b in cli.selected_benchmarks([])] == ["env", "train", "tracks"]
     assert [b.name for b in cli.selected_benchmarks(["train"])] == ["train"]
     with pytest.raises(UserError):
         cli.selected_benchmarks(["trian"])
