@@ -36,13 +36,15 @@ def is_loopback(host: str) -> bool:
 
 
 def port_arg(text: str) -> int:
-    """argparse type of a TCP port (0 = any free port)."""
+    """argparse type of a TCP port (0 = any free port); argparse prints the one-line error and exits 2."""
+    import argparse
+
     try:
         port = int(text)
     except ValueError:
-        raise UserError(f"--viewer {text!r}: expected a port number 0-65535 (put --viewer after CONFIG)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535 (put --viewer after CONFIG)") from None
     if not 0 <= port <= 65535:
-        raise UserError(f"--viewer {port}: expected a port number 0-65535")
+        raise argparse.ArgumentTypeError(f"{port} is not a port number 0-65535")
     return port
 
 
