@@ -262,10 +262,7 @@ class CustomMlflowCallback(MLflowLoggerCallback):
 
     def _take_unsent(self, state: _TrialRun) -> list[dict[str, Any]]:
         """Everything of `state` not sent yet, as backlog entries (and cleared from `state`)."""
-        entries: list[dict[str, Any]] = []
-        if state.run_id is None and not self._run_id_file(state.index).is_file():
-            entries.append({"type": "run", "run_index": state.index, "experiment": self.experiment_name,
-                            "run_name": self.run_name or state.trial_name, "tags": self._run_tags(state)})
+        entries = self._run_entry(state)
         if state.run_id is None:  # the run never opened: its config artifacts were not queued yet
             self._queue_setup_artifacts(state, resumed=self._run_id_file(state.index).is_file())
         base = {"run_index": state.index, "run_id": state.run_id}
@@ -277,6 +274,13 @@ class CustomMlflowCallback(MLflowLoggerCallback):
             entries.append({**base, "type": "status", "status": state.status})
         state.params, state.pending_artifacts, state.status = None, [], None
         return entries
+
+    def _run_entry(self, state: _TrialRun) -> list[dict[str, Any]]:
+        """[the `run` entry that lets the backlog create this trial's run] while it has none, else []."""
+        if state.run_id is not None or self._run_id_file(state.index).is_file():
+            return []
+        return [{"type": "run", "run_index": state.index, "experiment": self.experiment_name,
+                 "run_name": self.run_name or state.trial_name, "tags": self._run_tags(state)}]
 
     def _metric_entries(self, state: _TrialRun) -> list[dict[str, Any]]:
         entries = []
@@ -475,10 +479,7 @@ class CustomMlflowCallback(MLflowLoggerCallback):
         state.pending_metrics.extend(Metric(k, v, timestamp_ms, step) for k, v in metrics.items())
         if len(state.pending_metrics) > MAX_PENDING_METRICS:
             # Memory stays bounded: the queue moves to disk now (and is sent first when the server is back).
-            entries = self._metric_entries(state)
-            if state.run_id is None and not self._run_id_file(state.index).is_file():
-                entries.insert(0, {"type": "run", "run_index": state.index, "experiment": self.experiment_name,
-                                   "run_name": self.run_name or state.trial_name, "tags": self._run_tags(state)})
+            entries = self._run_entry(state) + self._metric_entries(state)
             if self._write_backlog(entries):
                 logger.warning("MLflow: server away for long: %s moved to %s; sent when it answers again or by "
                                "make -C control mlflow_sync NAME=%s", mlflow_backlog.describe(entries),
