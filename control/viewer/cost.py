@@ -1,0 +1,104 @@
+"""The viewer's cost to training throughput: the same seeded config trained without and with the viewer (a page open).
+
+`python -m control.viewer.cost [--iterations N] [--config PATH]` prints both throughputs and the
+difference; run_viewer_cost() is what the train benchmark calls. Throughput is the train bench's
+own figure (control/bench/train_bench.py: env steps over Tune's time_this_iter_s, the warm-up
+iteration left out), so the two numbers compare like with like. Only meaningful on a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from control.bench.train_bench import iteration_cost
+from control.bench.training_runs import VLIDAR_CONFIG, config_path, read_results
+
+
+def _read_events(url: str, until: threading.Event) -> None:
+    """A page's event stream, read until `until` is set (the viewer then does all it does for a watcher)."""
+    while not until.is_set():
+        try:
+            with urllib.request.urlopen(url + "api/events", timeout=30) as response:
+                while not until.is_set() and response.readline():
+                    pass
+        except OSError:
+            until.wait(0.5)  # the server is not up yet, or went with the training
+
+
+def train_once(config: Path, results_dir: Path, name: str, *, iterations: int, viewer: bool,
+               overrides: list[str] | None = None, seed: int = 1) -> dict[str, Any]:
+    """Train `config` for `iterations` (with the viewer and a reader of its stream when asked); the iteration cost."""
+    from control.training.cli import resolve_training_config, train
+    from control.viewer.live import LiveViewer
+
+    resolved, recorded = resolve_training_config(config, name=name, overrides=["stop={}", *(overrides or [])],
+                                                 seed=seed, stop={"iteration": iterations})
+    live = LiveViewer(port=0) if viewer else None
+    done = threading.Event()
+    reader = None
+    if live is not None:
+        live.bind()
+        reader = threading.Thread(target=_read_events, args=(live.url, done), daemon=True)
+        reader.start()
+    try:
+        train(resolved, results_dir=results_dir, name=name, overwrite=True, recorded_config=recorded,
+              command_line=[str(config), "-n", name], verbose=0, viewer=live or False)
+    finally:
+        done.set()
+    cost = iteration_cost(read_results(results_dir / name)).as_dict()
+    if live is not None:
+        cost["viewer_channel"] = live.channel_stats
+        cost["snapshots_read_by_page"] = live.store.stats()["received"]
+    return cost
+
+
+def run_viewer_cost(config: str | None = None, iterations: int = 6, overrides: list[str] | None = None,
+                    bench_dir: str | None = None) -> dict[str, Any]:
+    """Training throughput without and with the viewer (page open) and the viewer's share of it."""
+    path = config_path(config, VLIDAR_CONFIG)
+    folder = Path(bench_dir).resolve() if bench_dir else Path(tempfile.mkdtemp(prefix="bench_viewer_"))
+    try:
+        plain = train_once(path, folder, "no_viewer", iterations=iterations, viewer=False, overrides=overrides)
+        watched = train_once(path, folder, "viewer", iterations=iterations, viewer=True, overrides=overrides)
+    finally:
+        if not bench_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    share = 1.0 - watched["train_steps_per_s"] / plain["train_steps_per_s"]
+    return {"config": str(path), "iterations": iterations, "no_viewer": plain, "viewer": watched,
+            "viewer_cost_of_training": share}
+
+
+def format_viewer_cost(out: dict[str, Any]) -> str:
+    """Both throughputs and the difference, one line each."""
+    return "\n".join([
+        f"config: {out['config']}  ({out['iterations']} iterations, the first left out)",
+        f"training steps/s without viewer: {out['no_viewer']['train_steps_per_s']:8.0f}",
+        f"training steps/s with viewer:    {out['viewer']['train_steps_per_s']:8.0f}  (page open, "
+        f"{out['viewer'].get('snapshots_read_by_page', 0)} snapshots read)",
+        f"viewer cost: {100 * out['viewer_cost_of_training']:+.1f} % of training throughput (target <= 3 %)",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the viewer's cost."""
+    p = argparse.ArgumentParser(prog="python -m control.viewer.cost", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="training config (default: the vlidar config)")
+    p.add_argument("--iterations", type=int, default=6, help="iterations per run (default 6)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    out = run_viewer_cost(args.config, args.iterations, args.overrides)
+    print(format_viewer_cost(out))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
