@@ -59,11 +59,11 @@ def _hit_t(ox, oy, dx, dy, sx, sy, ex, ey):  # pragma: no cover - compiled
     if denom == 0.0:
         return np.inf
     qx, qy = sx - ox, sy - oy
-    t = (qx * ey - qy * ex) / denom
     u = (qx * dy - qy * dx) / denom
-    if t >= 0.0 and u >= 0.0 and u <= 1.0:
-        return t
-    return np.inf
+    if u < 0.0 or u > 1.0:  # most segments a ray is tested against: no division for t
+        return np.inf
+    t = (qx * ey - qy * ex) / denom
+    return t if t >= 0.0 else np.inf
 
 
 @numba.njit(cache=True)

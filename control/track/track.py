@@ -17,7 +17,7 @@ _LOCAL_WINDOW = 12  # segments either side searched by project(local=True)
 _LOCAL_OFFSETS = np.arange(-_LOCAL_WINDOW, _LOCAL_WINDOW + 1)
 _RAY_GRID_CELL_M = 0.5  # cell size of the ray caster's segment lookup grid
 _WAYPOINT_GRID_CELL_M = 0.5  # cell size of the batched projection's nearest-waypoint lookup grid
-_RAY_TRAVERSAL_CELL_M = 0.25  # cell size of the batched ray kernel's grid: a few border segments per cell
+_RAY_TRAVERSAL_CELL_M = 0.5  # cell size of the batched ray kernel's grid: fewer cell steps per ray; measured no slower than 0.25 m
 BUNDLED_TRACKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "tracks"
 
 
