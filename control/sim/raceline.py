@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,8 @@ def minimum_time_fraction(right: np.ndarray, left: np.ndarray, lo: np.ndarray, h
         print(f"ipopt: {status}, {stats.get('iter_count')} iterations, {stats.get('t_wall_total', 0):.2f} s")
     frac = np.clip(np.asarray(sol["x"]).reshape(-1)[:n], lo, hi)
     if status not in ("Solve_Succeeded", "Solved_To_Acceptable_Level", "Maximum_Iterations_Exceeded"):
-        return start  # IPOPT failed: the minimum-curvature line is still a valid line
+        warnings.warn(f"racing line: IPOPT ended with {status}; using the minimum-curvature line", RuntimeWarning, stacklevel=2)
+        return start  # the minimum-curvature line is still a valid line, only not the fastest
     return frac
 
 
