@@ -28,12 +28,23 @@ def recorded_tracking_uri(run_folder: Path) -> str | None:
 
 
 def sync_run(run_folder: Path, uri: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Send the backlog of `run_folder` to `uri` (default: the recorded one); returns (sent, left) entries."""
-    from control.integration import mlflow_backlog
-    from control.integration.callbacks.mlflow_callback import CustomMlflowCallback
+    """Send the backlog of `run_folder` to `uri` (default: the recorded one); returns (sent, left) entries.
+
+    Holds the run's lock while it sends: a run that is training is refused with one line naming its process.
+    """
+    from control.training.run_lock import RunLock
 
     if not run_folder.is_dir():
         raise UserError(f"no run folder {run_folder}; expected results/<NAME>/ written by ppo_train.py -n NAME")
+    # A training of this run sends its own backlog at start: syncing beside it would send entries twice.
+    with RunLock(run_folder):
+        return _sync_unlocked(run_folder, uri)
+
+
+def _sync_unlocked(run_folder: Path, uri: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from control.integration import mlflow_backlog
+    from control.integration.callbacks.mlflow_callback import CustomMlflowCallback
+
     entries = mlflow_backlog.read_entries(run_folder)
     if not entries:
         return [], []
