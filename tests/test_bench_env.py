@@ -118,3 +118,20 @@ def test_cli_env_benchmark_prints_tables_and_writes_json(tmp_path, capsys):
     assert all(r["env_steps"] % r["num_envs"] == 0 and r["env_steps"] >= r["num_envs"] for r in results["vector"])
     assert "Batched env throughput" in text and "user reward file" in text
     assert results["user_reward_file"]["user_file"]["env_steps"] >= env_bench.USER_REWARD_CARS
+
+
+def test_noop_baseline_follows_the_racing_env_onto_rllibs_vector_entry_point():
+    """The train bench's no-op baseline runs with the same config: vector_entry_point must give it a VectorEnv too."""
+    import gymnasium as gym
+
+    from control.bench.noop_env import make_noop_env
+    from control.env.vector_env import RacingVectorEnv
+
+    noop = make_noop_env({"max_episode_steps": 2, "num_envs": 3})
+    racing = RacingVectorEnv({"max_episode_steps": 2}, num_envs=3)
+    assert isinstance(noop, gym.vector.VectorEnv) and noop.num_envs == 3
+    assert noop.observation_space == racing.observation_space and noop.action_space == racing.action_space
+    obs, _ = noop.reset()
+    assert noop.observation_space.contains(obs)
+    truncated = [noop.step(noop.action_space.sample())[3].tolist() for _ in range(3)]
+    assert truncated == [[False] * 3, [True] * 3, [False] * 3]  # NEXT_STEP: the step after the limit restarts

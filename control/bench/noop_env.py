@@ -10,6 +10,9 @@ import json
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 NOOP_ENV_ID = "BenchNoop-v0"
 NOOP_OF_KEY = "noop_of"  # env_config key naming the racing env id whose spaces are copied
@@ -56,11 +59,54 @@ class NoopEnv(gym.Env):
         return self._obs, 0.0, False, self._steps >= self.max_episode_steps, {}
 
 
+class NoopVectorEnv(gym.vector.VectorEnv):
+    """N no-op cars as one native VectorEnv: the baseline of the racing vector env (gym_env_vectorize_mode: vector_entry_point)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, config: dict[str, Any] | None, num_envs: int) -> None:
+        single = NoopEnv(config)
+        self.num_envs = int(num_envs)
+        self.single_observation_space, self.single_action_space = single.observation_space, single.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.max_episode_steps = single.max_episode_steps
+        empty = create_empty_array(self.single_observation_space, self.num_envs)
+        self._obs = concatenate(self.single_observation_space, [single._obs] * self.num_envs, empty)
+        self._steps = np.zeros(self.num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Every car back to step 0."""
+        self._steps[:] = 0
+        self._autoreset[:] = False
+        return self._copy_obs(), {}
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Count the steps; a car truncated last step starts again (NEXT_STEP autoreset)."""
+        self._steps = np.where(self._autoreset, 0, self._steps + 1)
+        truncated = self._steps >= self.max_episode_steps
+        self._autoreset = truncated
+        return self._copy_obs(), np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=bool), truncated, {}
+
+    def _copy_obs(self) -> Any:
+        return {k: v.copy() for k, v in self._obs.items()} if isinstance(self._obs, dict) else self._obs.copy()
+
+
+def make_noop_env(env_config: dict[str, Any] | None) -> gym.Env | gym.vector.VectorEnv:
+    """RLlib's creator: NoopEnv, or NoopVectorEnv when RLlib's vector_entry_point passes num_envs."""
+    config = dict(env_config or {})
+    if "num_envs" in config:
+        num_envs = int(config.pop("num_envs"))
+        return NoopVectorEnv(config, num_envs)
+    return NoopEnv(config)
+
+
 def register_noop_env() -> str:
     """Register NOOP_ENV_ID with Gymnasium (the config loader checks it) and RLlib (runners build it); idempotent."""
     from ray.tune.registry import register_env
 
     if NOOP_ENV_ID not in gym.registry:
         gym.register(id=NOOP_ENV_ID, entry_point="control.bench.noop_env:NoopEnv")
-    register_env(NOOP_ENV_ID, lambda env_config: NoopEnv(dict(env_config or {})))
+    register_env(NOOP_ENV_ID, make_noop_env)
     return NOOP_ENV_ID
