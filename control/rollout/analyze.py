@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from control.errors import UserError
+from control.training.run_folder import CONFIG_FILENAME, STATE_LOG_DIRNAME
 
-STATE_LOG_DIRNAME = "state_log"
 ANALYSIS_DIRNAME = "analysis"
 
 
@@ -136,7 +136,7 @@ def run_track(run_folder: Path) -> Any:
 
     from control.track.track import Track
 
-    config_path = run_folder / "config.yaml"
+    config_path = run_folder / CONFIG_FILENAME
     if not config_path.is_file():
         return None
     spec = ((yaml.safe_load(config_path.read_text()) or {}).get("env_config") or {}).get("track", "oval")

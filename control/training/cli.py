@@ -275,11 +275,12 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
     import ray
 
     from control.integration.callbacks.metrics import EpisodeMetricsCallback
-    from control.integration.callbacks.state_log import STATE_LOG_DIRNAME, make_state_log_callback
+    from control.integration.callbacks.state_log import make_state_log_callback
     from control.redact import redact_argv, redact_mapping
     from control.training.checkpoints import make_restore_callback
     from control.training.config_loader import build_ppo_config
     from control.training.private_ray import start_private_ray
+    from control.training.run_folder import STATE_LOG_DIRNAME
     from control.training.tune_run import ConfigOnFirstResult, InterruptedBeforeTraining, run_tune
 
     started_ray = False

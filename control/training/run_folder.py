@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FILENAME = "config.yaml"
 PREVIOUS_CONFIG_FILENAME = "config.prev.yaml"  # the config of the start before the last restore
 COMMAND_FILENAME = "command.txt"
+STATE_LOG_DIRNAME = "state_log"  # --state_log CSV files (control/integration/callbacks/state_log.py)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

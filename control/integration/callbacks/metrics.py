@@ -21,7 +21,6 @@ LAPS_COMPLETED_LIFETIME = "laps_completed_lifetime"
 LAP_TIME_S_MEAN = "lap_time_s_mean"
 OFFTRACK_RATE = "offtrack_rate"
 SPEED_MPS_MEAN = "speed_mps_mean"
-EPISODE_LEN_MEAN = "episode_len_mean"  # logged by RLlib itself
 
 
 def episode_step_infos(episode: Any, prev_episode_chunks: list[Any] | None) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ SIM_TRACE_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "
 EXTRA_COLUMNS = ("iteration", "worker_index", "env_index", "episode_id", "speed", "distance_from_center",
                  "is_left_of_center", "is_offtrack", "is_crashed", "is_reversed", "reward_components")
 COLUMNS = SIM_TRACE_COLUMNS + EXTRA_COLUMNS
-STATE_LOG_DIRNAME = "state_log"
 _ITERATION_ATTR = "_racing_state_log_iteration"
 
 
