@@ -73,3 +73,14 @@ def test_tracks_benchmark_prints_real_tracks_next_to_the_generator():
     assert "generator profile 'deepracer' over 3 seeds" in table and "tightest_radius_m" in table
     for path in real_track_paths():
         assert path.stem in table
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tracked_lap_on_a_technical_generated_track_is_within_3_percent(seed, tmp_path):
+    from control.sim.line_tracking import drive_line
+
+    track = generate_track(seed, profile="deepracer")
+    line = racing_line(track, DEEPRACER_LIMITS, cache_dir=tmp_path)
+    tracked = drive_line(line, track)
+    assert tracked.lap_time_s == pytest.approx(line.lap_time_s, rel=0.03)
+    assert tracked.max_line_error_m < 0.15  # it stays on the line, even where the line uses all the grip

@@ -21,6 +21,11 @@ from control.track.track import Track
 LOOKAHEAD_S = 0.12  # pure-pursuit look-ahead as time at the current speed, s
 MIN_LOOKAHEAD_M = 0.2  # look-ahead floor at low speed, m
 _SEARCH_WINDOW = 40  # line points searched either side of the last nearest point
+# The line uses all the grip, leaving none to correct an error: off the line, the speed command drops
+# by SLOWDOWN_PER_M per metre of error beyond ERROR_DEADBAND_M, giving the tyres grip to steer back.
+ERROR_DEADBAND_M = 0.03
+SLOWDOWN_PER_M = 2.0
+MIN_SPEED_FACTOR = 0.8
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def drive_line(line: RacingLine, track: Track, builtin_config: Mapping[str, Any]
         k = int(np.searchsorted(s_line, ahead_s, side="right") - 1) % n
         w = (ahead_s - s_line[k]) / max(s_line[k + 1] - s_line[k], 1e-12)
         speed_cmd = float(speed[k] + w * (speed[(k + 1) % n] - speed[k]))
+        error_m = math.hypot(xy[idx, 0] + u * seg[0] - x, xy[idx, 1] + u * seg[1] - y)
+        speed_cmd *= max(MIN_SPEED_FACTOR, 1.0 - SLOWDOWN_PER_M * max(error_m - ERROR_DEADBAND_M, 0.0))
         st = sim.step(np.array([steering]), np.array([speed_cmd]))
         err = math.hypot(*(xy[_nearest_index(xy, float(st.x_m[0]), float(st.y_m[0]), idx)] - (st.x_m[0], st.y_m[0])))
         max_err = max(max_err, err)
