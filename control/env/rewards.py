@@ -95,6 +95,7 @@ def racing_line_score(distance_m: Any, speed_mps: Any, line_speed_mps: Any, trac
 
 
 _LINES_BY_WAYPOINTS: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
+_MAX_CACHED_LINES = 64  # procedural tracks come and go: keep the latest lines only
 
 
 def _line_for_params(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +112,8 @@ def _line_for_params(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
     track = Track(np.asarray(waypoints, dtype=np.float64), width_m=float(np.asarray(params["track_width"]).reshape(-1)[0]),
                   name="reward_track")
     line = racing_line(track, DEEPRACER_LIMITS)
+    if len(_LINES_BY_WAYPOINTS) >= _MAX_CACHED_LINES:
+        del _LINES_BY_WAYPOINTS[next(iter(_LINES_BY_WAYPOINTS))]  # the oldest entry
     _LINES_BY_WAYPOINTS[id(waypoints)] = (waypoints, line.xy_m, line.speed_mps)  # holds the list: its id stays unique
     return line.xy_m, line.speed_mps
 
