@@ -1,0 +1,319 @@
+"""Objects on the track: DeepRacer's static boxes (object avoidance) and bot cars (head-to-bot).
+
+Every env of a batch has its own M objects, so the state is a few (N, M) arrays: lap distance,
+signed lateral offset (left of the centerline in waypoint-index order is positive), speed and
+footprint. One `step` advances every bot of every env; collisions (separating axis theorem),
+ray hits (slab method) and DeepRacer's object params are computed for N cars x M objects at
+once, without a Python loop per object. Placement happens at reset, from each env's own
+numpy Generator, so the batch size never changes an env's episode.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field, StrictFloat, field_validator
+
+from control.config_schema import Expect, Flag, Invalid, NonNegativeNumber, NonNegativeWhole, PositiveNumber, Section, Text, one_of
+from control.errors import ConfigError
+from control.track.track import Track
+
+RACE_TYPES = ("time_trial", "object_avoidance", "head_to_bot")
+KIND_BOX, KIND_BOT = 0, 1
+# A lane's line lies halfway between the centerline and a border (DeepRacer's two lanes of a two-lane track).
+LANE_OFFSET_OF_HALF_WIDTH = 0.5
+_MAX_LANE_CHANGES = 256  # lane-change times drawn per bot at reset: enough for 256 x lane_change_s[0] seconds
+_EPS = 1e-12
+
+LowHigh = Annotated[list[StrictFloat], Expect("[min, max] seconds with 0 < min <= max")]
+
+
+class RaceConfig(Section):
+    """env_config.race: the race type and its objects."""
+
+    type: Annotated[Text, one_of(*RACE_TYPES)] = Field("time_trial", description="time_trial, object_avoidance or head_to_bot")
+    num_obstacles: NonNegativeWhole = Field(6, description="object_avoidance: boxes placed at random (ignored when positions are given)")
+    box_length_m: PositiveNumber = Field(0.3, description="box footprint along the track, m")
+    box_width_m: PositiveNumber = Field(0.3, description="box footprint across the track, m")
+    positions: list[list[StrictFloat | int]] | None = Field(
+        None, description="object_avoidance: [[progress_fraction 0..1, lane +1 inside / -1 outside], ...] (DeepRacer's OBJECT_POSITIONS)")
+    min_distance_m: NonNegativeNumber = Field(2.0, description="random placement: least distance along the track between objects and from the start, m")
+    randomize_each_episode: Flag = Field(True, description="random placement: new places every episode (else the first episode's are kept)")
+    num_bots: NonNegativeWhole = Field(3, description="head_to_bot: bot cars")
+    bot_speed_mps: NonNegativeNumber = Field(1.0, description="head_to_bot: bot speed along its lane, m/s")
+    lane_changes: Flag = Field(True, description="head_to_bot: bots change lanes")
+    lane_change_s: LowHigh = Field([3.0, 6.0], description="head_to_bot: time between a bot's lane changes, drawn uniformly from [min, max], s")
+    lane_change_lateral_mps: PositiveNumber = Field(0.5, description="head_to_bot: sideways speed of a lane change, m/s")
+    bot_length_m: PositiveNumber = Field(0.4, description="bot car footprint length, m (a 1/18 car)")
+    bot_width_m: PositiveNumber = Field(0.25, description="bot car footprint width, m")
+
+    @field_validator("positions")
+    @classmethod
+    def _check_positions(cls, value: list[list[float]] | None) -> list[list[float]] | None:
+        for i, item in enumerate(value or []):
+            if len(item) != 2 or not 0.0 <= float(item[0]) < 1.0 or item[1] not in (1, -1):
+                raise Invalid(f"positions[{i}] is {item!r}; expected [progress_fraction in [0, 1), lane 1 or -1]")
+        return value
+
+    @field_validator("lane_change_s")
+    @classmethod
+    def _check_interval(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or not 0.0 < value[0] <= value[1]:
+            raise ValueError("[min, max] seconds with 0 < min <= max")
+        return value
+
+
+@dataclass
+class ObjectState:
+    """The objects of N envs: every field is (N, M); lateral_m > 0 is left of the centerline (index order)."""
+
+    s_m: np.ndarray  # lap distance of the object's centre from the start line
+    lateral_m: np.ndarray  # signed offset of its centre from the centerline
+    start_lane: np.ndarray  # +1 inside, -1 outside: the lane at placement (a bot flips it at each lane-change time)
+    speed_mps: np.ndarray
+    half_length_m: np.ndarray
+    half_width_m: np.ndarray
+    kind: np.ndarray  # KIND_BOX or KIND_BOT
+    lane_change_at_s: np.ndarray  # (N, M, K) sim times of the lane changes; inf when none
+
+
+def inside_sign(track: Track) -> float:
+    """+1 when the inner border lies left of the centerline (index order), else -1: lane +1 is on that side."""
+    heading = track.segment_heading_rad
+    left = np.stack([-np.sin(heading), np.cos(heading)], axis=1)
+    side = np.einsum("ij,ij->i", track.inner_m - track.center_m, left)
+    return 1.0 if side.mean() >= 0 else -1.0
+
+
+def _segment_at(track: Track, s_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segment index and fraction along it for lap distances s_m (any shape)."""
+    s = np.mod(s_m, track.length_m)
+    seg = np.clip(np.searchsorted(track.cumulative_s_m, s, side="right") - 1, 0, track.num_waypoints - 1)
+    t = (s - track.cumulative_s_m[seg]) / np.maximum(track.segment_length_m[seg], _EPS)
+    return seg, t
+
+
+def lane_offset_m(track: Track, s_m: np.ndarray) -> np.ndarray:
+    """Distance of a lane's line from the centerline at lap distances s_m: half the half-width, m."""
+    seg, t = _segment_at(track, s_m)
+    nxt = (seg + 1) % track.num_waypoints
+    width = track.width_m[seg] * (1 - t) + track.width_m[nxt] * t
+    return LANE_OFFSET_OF_HALF_WIDTH * 0.5 * width
+
+
+def poses(track: Track, s_m: np.ndarray, lateral_m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World (x, y, yaw_rad) of objects at lap distances s_m, lateral_m left of the centerline; the track's heading."""
+    seg, t = _segment_at(track, s_m)
+    center = track.center_m[seg] + t[..., None] * track._seg_vec[seg]
+    heading = track.segment_heading_rad[seg]
+    x = center[..., 0] - np.sin(heading) * lateral_m
+    y = center[..., 1] + np.cos(heading) * lateral_m
+    return x, y, heading
+
+
+def spaced_distances_m(rng: np.random.Generator, count: int, length_m: float, start_s_m: float, min_distance_m: float) -> np.ndarray:
+    """`count` random lap distances at least min_distance_m apart along the lap and from start_s_m (uniform spacing draw)."""
+    free_m = length_m - (count + 1) * min_distance_m
+    if free_m < 0:
+        raise ConfigError(f"env_config.race: {count} objects {min_distance_m:g} m apart do not fit on a {length_m:.1f} m track; "
+                          f"use fewer objects or a smaller min_distance_m")
+    # Sorted uniform draws on the free length, then one min_distance_m per object before it: every gap is >= min_distance_m.
+    u = np.sort(rng.uniform(0.0, free_m, size=count))
+    return np.mod(start_s_m + min_distance_m + u + np.arange(count) * min_distance_m, length_m)
+
+
+class RaceObjects:
+    """The obstacles or bots of N envs of one race config on one track, advanced and queried together."""
+
+    def __init__(self, config: RaceConfig | Mapping[str, Any] | None, track: Track, num_envs: int) -> None:
+        self.config = config if isinstance(config, RaceConfig) else RaceConfig.model_validate(dict(config or {}))
+        self.track, self.num_envs = track, int(num_envs)
+        cfg = self.config
+        if cfg.type == "object_avoidance":
+            self.num_objects = len(cfg.positions) if cfg.positions is not None else cfg.num_obstacles
+        elif cfg.type == "head_to_bot":
+            self.num_objects = cfg.num_bots
+        else:
+            self.num_objects = 0
+        self._inside = inside_sign(track)
+        self._curvature = track.curvature_per_m()
+        self._placed = np.zeros(self.num_envs, dtype=bool)
+        n, m = self.num_envs, self.num_objects
+        is_bot = cfg.type == "head_to_bot"
+        length_m, width_m = (cfg.bot_length_m, cfg.bot_width_m) if is_bot else (cfg.box_length_m, cfg.box_width_m)
+        self.state = ObjectState(
+            s_m=np.zeros((n, m)), lateral_m=np.zeros((n, m)), start_lane=np.ones((n, m)), speed_mps=np.zeros((n, m)),
+            half_length_m=np.full((n, m), 0.5 * length_m), half_width_m=np.full((n, m), 0.5 * width_m),
+            kind=np.full((n, m), KIND_BOT if is_bot else KIND_BOX), lane_change_at_s=np.full((n, m, 0), np.inf),
+        )
+        if is_bot:
+            self.state.lane_change_at_s = np.full((n, m, _MAX_LANE_CHANGES), np.inf)
+
+    def reset(self, rows: Sequence[int] | np.ndarray, rngs: Sequence[np.random.Generator], start_s_m: np.ndarray) -> None:
+        """Place the objects of envs `rows` (one generator each) for an episode whose car starts at start_s_m (reset path)."""
+        cfg, st, length = self.config, self.state, self.track.length_m
+        m = self.num_objects
+        if m == 0:
+            return
+        for row, rng, start in zip(np.asarray(rows).tolist(), rngs, np.asarray(start_s_m, dtype=np.float64).tolist(), strict=True):
+            if cfg.type == "object_avoidance" and self._placed[row] and not cfg.randomize_each_episode:
+                continue
+            if cfg.positions is not None:
+                fractions = np.array([float(p[0]) for p in cfg.positions])
+                lanes = np.array([float(p[1]) for p in cfg.positions])
+                s = fractions * length
+            else:
+                s = spaced_distances_m(rng, m, length, start, cfg.min_distance_m)
+                lanes = rng.choice([-1.0, 1.0], size=m)
+            st.s_m[row] = s
+            st.start_lane[row] = lanes
+            st.lateral_m[row] = lanes * self._inside * lane_offset_m(self.track, s)
+            if cfg.type == "head_to_bot":
+                st.speed_mps[row] = cfg.bot_speed_mps
+                if cfg.lane_changes:
+                    low, high = cfg.lane_change_s
+                    st.lane_change_at_s[row] = np.cumsum(rng.uniform(low, high, size=(m, _MAX_LANE_CHANGES)), axis=1)
+                else:
+                    st.lane_change_at_s[row] = np.inf
+            self._placed[row] = True
+
+    def step(self, time_s: np.ndarray, dt_s: float) -> None:
+        """Advance every bot of every env by dt_s: along its lane's line at its speed, and sideways towards its lane.
+
+        time_s (N,) is each env's episode time after the step: a bot's lane flips at each of its drawn change times.
+        """
+        st = self.state
+        if self.num_objects == 0 or self.config.type != "head_to_bot":
+            return  # boxes never move
+        seg, _ = _segment_at(self.track, st.s_m)
+        # A line `lateral` left of the centerline is longer (right turn) or shorter (left turn) by 1 - kappa * lateral per m.
+        stretch = np.maximum(1.0 - self._curvature[seg] * st.lateral_m, 0.05)
+        st.s_m = np.mod(st.s_m + st.speed_mps * dt_s / stretch, self.track.length_m)
+        lane = self.current_lane(time_s)
+        goal = lane * self._inside * lane_offset_m(self.track, st.s_m)
+        move = self.config.lane_change_lateral_mps * dt_s
+        st.lateral_m = st.lateral_m + np.clip(goal - st.lateral_m, -move, move)
+
+    def current_lane(self, time_s: np.ndarray) -> np.ndarray:
+        """(N, M) lane each object is in or moving to at episode times time_s (N,): +1 inside, -1 outside."""
+        st = self.state
+        changes = (st.lane_change_at_s <= np.asarray(time_s, dtype=np.float64)[:, None, None]).sum(axis=2)
+        return st.start_lane * np.where(changes % 2 == 1, -1.0, 1.0)
+
+    def poses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, yaw_rad) of every object, each (N, M)."""
+        return poses(self.track, self.state.s_m, self.state.lateral_m)
+
+    def rectangles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Footprints (x, y, yaw_rad, half_length_m, half_width_m), each (N, M)."""
+        x, y, yaw = self.poses()
+        return x, y, yaw, self.state.half_length_m, self.state.half_width_m
+
+
+def rectangles_overlap(car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, car_half_length_m: float, car_half_width_m: float,
+                       obj_x: np.ndarray, obj_y: np.ndarray, obj_yaw: np.ndarray, obj_half_length_m: np.ndarray,
+                       obj_half_width_m: np.ndarray) -> np.ndarray:
+    """(N, M) whether car i's rectangle (N,) overlaps object j's rectangle (N, M): separating axis theorem, 4 axes."""
+    cos_a, sin_a = np.cos(car_yaw)[:, None], np.sin(car_yaw)[:, None]
+    cos_b, sin_b = np.cos(obj_yaw), np.sin(obj_yaw)
+    dx, dy = obj_x - np.asarray(car_x)[:, None], obj_y - np.asarray(car_y)[:, None]
+    separated = np.zeros(np.shape(obj_x), dtype=bool)
+    # The rectangles' own axes: each one's length and width directions.
+    for ax, ay in ((cos_a, sin_a), (-sin_a, cos_a), (cos_b, sin_b), (-sin_b, cos_b)):
+        radius_a = car_half_length_m * np.abs(ax * cos_a + ay * sin_a) + car_half_width_m * np.abs(-ax * sin_a + ay * cos_a)
+        radius_b = obj_half_length_m * np.abs(ax * cos_b + ay * sin_b) + obj_half_width_m * np.abs(-ax * sin_b + ay * cos_b)
+        separated |= np.abs(ax * dx + ay * dy) > radius_a + radius_b
+    return ~separated
+
+
+def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x: np.ndarray, obj_y: np.ndarray, obj_yaw: np.ndarray,
+                            obj_half_length_m: np.ndarray, obj_half_width_m: np.ndarray, max_range_m: float) -> np.ndarray:
+    """(N, R) distance along each ray (origins (N, 2), world angles (N, R)) to the nearest object rectangle (N, M), capped.
+
+    Slab method in each rectangle's frame; an origin inside a rectangle reads 0.
+    """
+    if np.shape(obj_x)[1] == 0:
+        return np.full(np.shape(angles_rad), float(max_range_m))
+    origins = np.asarray(origins_m, dtype=np.float64)
+    dx_w, dy_w = np.cos(angles_rad)[:, :, None], np.sin(angles_rad)[:, :, None]  # (N, R, 1)
+    cos_b, sin_b = np.cos(obj_yaw)[:, None, :], np.sin(obj_yaw)[:, None, :]  # (N, 1, M)
+    rx, ry = (origins[:, 0:1] - obj_x)[:, None, :], (origins[:, 1:2] - obj_y)[:, None, :]
+    ox, oy = rx * cos_b + ry * sin_b, -rx * sin_b + ry * cos_b  # origin in each rectangle's frame
+    dx, dy = dx_w * cos_b + dy_w * sin_b, -dx_w * sin_b + dy_w * cos_b  # (N, R, M) direction there
+    # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
+    dx = np.where(np.abs(dx) < _EPS, _EPS, dx)
+    dy = np.where(np.abs(dy) < _EPS, _EPS, dy)
+    hl, hw = obj_half_length_m[:, None, :], obj_half_width_m[:, None, :]
+    tx1, tx2 = (-hl - ox) / dx, (hl - ox) / dx
+    ty1, ty2 = (-hw - oy) / dy, (hw - oy) / dy
+    t_near = np.maximum(np.minimum(tx1, tx2), np.minimum(ty1, ty2))
+    t_far = np.minimum(np.maximum(tx1, tx2), np.maximum(ty1, ty2))
+    hit = (t_near <= t_far) & (t_far >= 0)
+    t = np.where(hit, np.maximum(t_near, 0.0), np.inf)
+    return np.minimum(t.min(axis=2), float(max_range_m))
+
+
+@dataclass
+class ObjectParams:
+    """DeepRacer's object params of N cars as arrays: per-object fields (N, M), closest (N, 2), in_camera (N,)."""
+
+    closest_objects: np.ndarray  # [index behind, index ahead] along the track
+    objects_location_m: np.ndarray  # (N, M, 2)
+    objects_left_of_center: np.ndarray
+    objects_speed_mps: np.ndarray
+    objects_heading_deg: np.ndarray
+    objects_distance_m: np.ndarray  # along the centerline from the start line, [0, track_length)
+    objects_distance_from_center_m: np.ndarray
+    object_in_camera: np.ndarray
+
+    def car_dict(self, i: int) -> dict[str, Any]:
+        """Car i's params as DeepRacer's reward function reads them (Python lists); empty lists without objects."""
+        if self.objects_distance_m.shape[1] == 0:
+            return {"closest_objects": [], "objects_location": [], "objects_left_of_center": [], "objects_speed": [],
+                    "objects_heading": [], "objects_distance": [], "objects_distance_from_center": [], "object_in_camera": False}
+        return {
+            "closest_objects": self.closest_objects[i].tolist(),
+            "objects_location": [tuple(p) for p in self.objects_location_m[i].tolist()],
+            "objects_left_of_center": self.objects_left_of_center[i].tolist(),
+            "objects_speed": self.objects_speed_mps[i].tolist(),
+            "objects_heading": self.objects_heading_deg[i].tolist(),
+            "objects_distance": self.objects_distance_m[i].tolist(),
+            "objects_distance_from_center": self.objects_distance_from_center_m[i].tolist(),
+            "object_in_camera": bool(self.object_in_camera[i]),
+        }
+
+
+def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, car_s_m: np.ndarray,
+                  camera_fov_deg: float = 120.0, clockwise: np.ndarray | bool = False) -> ObjectParams:
+    """DeepRacer's object params of N cars (x, y, yaw_rad, lap distance s_m (N,)) over their envs' objects.
+
+    Behind/ahead are along the driving direction (index order, or against it where `clockwise`);
+    object_in_camera: the object ahead lies within the front camera's horizontal field of view.
+    """
+    st, length = objects.state, objects.track.length_m
+    x, y, yaw = objects.poses()
+    n, m = st.s_m.shape
+    ahead_m = np.mod(st.s_m - np.asarray(car_s_m, dtype=np.float64)[:, None], length)
+    ahead_m = np.where(np.asarray(clockwise, dtype=bool).reshape(-1, 1), np.mod(-ahead_m, length), ahead_m)
+    if m:
+        # The object ahead is the nearest one in front along the lap; the one behind is the nearest behind (the farthest ahead).
+        closest = np.stack([ahead_m.argmax(axis=1), ahead_m.argmin(axis=1)], axis=1)
+        nxt = closest[:, 1]
+        rows = np.arange(n)
+        bearing = np.arctan2(y[rows, nxt] - car_y, x[rows, nxt] - car_x) - car_yaw
+        bearing = np.angle(np.exp(1j * bearing))
+        in_camera = np.abs(bearing) <= np.radians(camera_fov_deg) / 2
+    else:
+        closest, in_camera = np.zeros((n, 0), dtype=np.int64), np.zeros(n, dtype=bool)
+    return ObjectParams(
+        closest_objects=closest,
+        objects_location_m=np.stack([x, y], axis=-1),
+        objects_left_of_center=st.lateral_m > 0,
+        objects_speed_mps=st.speed_mps.copy(),
+        objects_heading_deg=np.degrees(np.angle(np.exp(1j * yaw))),
+        objects_distance_m=st.s_m.copy(),
+        objects_distance_from_center_m=np.abs(st.lateral_m),
+        object_in_camera=in_camera,
+    )
