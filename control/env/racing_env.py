@@ -21,11 +21,11 @@ def _python(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0) else value
 
 
-def car_info(batched: Mapping[str, Any], j: int) -> dict[str, Any]:
-    """Car j's info dict (Python values) from a batched info: keys whose `_key` mask is False are left out."""
+def car_info(batched: Mapping[str, Any], j: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Car j's info dict (Python values) from a batched info: keys whose `_key` mask is False, and `skip`, are left out."""
     out: dict[str, Any] = {}
     for key, value in batched.items():
-        if key.startswith("_"):
+        if key.startswith("_") or key in skip:
             continue
         mask = batched.get(f"_{key}")
         if mask is not None and not mask[j]:
@@ -167,7 +167,7 @@ class RacingEnv(gym.Env):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         obs, reward, terminated, truncated, infos = self.race.step(np.asarray(action)[None])
         self.params = self.race.car_params(0)
-        info = car_info(infos, 0)
+        info = car_info(infos, 0, skip=("params",))  # the car's own params dict replaces the batched one
         info["params"] = self.params
         if "vehicle" in info:
             info["vehicle"] = {k: float(v) for k, v in info["vehicle"].items()}

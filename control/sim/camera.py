@@ -189,16 +189,25 @@ def _render_frames(x, y, yaw, inv_res, origin_col, origin_row, fwd, left, first_
                    palette, out):  # pragma: no cover - compiled
     """Fill out (k, H*W, C): sky above the horizon, then per ground pixel the texture class's colour."""
     channels = out.shape[2]
+    gray = palette[:, 0].copy()
     for k in range(x.shape[0]):
         c, s = math.cos(yaw[k]), math.sin(yaw[k])
         col0 = x[k] * inv_res - origin_col
         row0 = y[k] * inv_res - origin_row
+        frame = out[k]
         for j in range(first_ground):
             for ch in range(channels):
-                out[k, j, ch] = palette[SKY, ch]
+                frame[j, ch] = palette[SKY, ch]
+        if channels == 1:  # gray (the default): one byte per pixel, no channel loop
+            pixels = frame[:, 0]
+            for j in range(fwd.shape[0]):
+                col = min(max(col0 + c * fwd[j] - s * left[j], 0.0), max_col)
+                row = min(max(row0 + s * fwd[j] + c * left[j], 0.0), max_row)
+                pixels[first_ground + j] = gray[tex[int(row) * tex_w + int(col)]]
+            continue
         for j in range(fwd.shape[0]):
             col = min(max(col0 + c * fwd[j] - s * left[j], 0.0), max_col)
             row = min(max(row0 + s * fwd[j] + c * left[j], 0.0), max_row)
             cls = tex[int(row) * tex_w + int(col)]
             for ch in range(channels):
-                out[k, first_ground + j, ch] = palette[cls, ch]
+                frame[first_ground + j, ch] = palette[cls, ch]
