@@ -57,6 +57,11 @@ def test_params_of_an_obstacle_straight_ahead_in_the_inner_lane():
     past = object_params(objects, np.array([10.0]), np.array([0.0]), np.array([math.pi]), np.array([10.0])).car_dict(0)
     assert past["closest_objects"] == [0, 1]
     assert past["object_in_camera"] is False
+    # One object is both the one behind and the one ahead (DeepRacer: both indices 0).
+    single = _objects(track, type="object_avoidance", positions=[[0.5, 1]])
+    single.reset([0], [np.random.default_rng(0)], np.array([0.0]))
+    one = object_params(single, np.array([2.0]), np.array([0.0]), np.array([0.0]), np.array([2.0])).car_dict(0)
+    assert one["closest_objects"] == [0, 0]
 
 
 def test_time_trial_params_stay_empty():
