@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ppo_train.py with `argv` (default sys.argv[1:]); returns the exit status."""
-    from control.training.error_cause import find_user_error
+    from control.training.error_cause import find_disk_full, find_user_error
     from control.training.tune_run import StopSignal
 
     # First of all: a SIGTERM/SIGINT from now on asks for a clean stop instead of killing us
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             found = find_user_error(exc)  # a project error wrapped by Ray/RLlib/Tune
             if found is None:
+                found = find_disk_full(exc, _run_folder_of(args))
+            if found is None:
                 raise
             print(f"error: {found}", file=sys.stderr)
             return 2
@@ -101,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _print_outcome(outcome)
     return 0
+
+
+def _run_folder_of(args: argparse.Namespace) -> Path:
+    """The run folder the flags name (for messages about it after a failure)."""
+    from control.training import run_folder as rf
+
+    results_dir = Path(args.results_dir).resolve() if args.results_dir else rf.default_results_dir()
+    return results_dir / (args.name or "")
 
 
 def resolve_training_config(config_path: str | Path, *, name: str, overrides: list[str] | None = None,

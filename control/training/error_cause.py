@@ -8,9 +8,12 @@ from the traceback text (`control.errors.RewardFunctionError: reward function ra
 """
 from __future__ import annotations
 
+import errno
 import re
+import shutil
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 from control.errors import UserError
 
@@ -76,3 +79,34 @@ def find_user_error(error: BaseException) -> UserError | None:
         if found is not None:
             return found
     return None
+
+
+class DiskFullError(UserError, OSError):
+    """The disk holding the run folder filled up during training."""
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+# Less free space than this on the run folder's disk after a failure: the disk is why it failed,
+# even when the error itself was lost (Tune then fails reading an error file it could not write).
+DISK_NEARLY_FULL_BYTES = 8 * 2**20
+
+
+def find_disk_full(error: BaseException, run_folder: Path) -> DiskFullError | None:
+    """A one-line DiskFullError when `error` came from a full disk under `run_folder`, else None."""
+    said_so = any(isinstance(link, OSError) and link.errno in _DISK_FULL_ERRNOS for link in _chain(error)) or any(
+        phrase in text for text in _texts(error) for phrase in _DISK_FULL_TEXT)
+    existing = next((p for p in (run_folder, *run_folder.parents) if p.exists()), None)
+    free_bytes = shutil.disk_usage(existing).free if existing is not None else None
+    if not said_so and (free_bytes is None or free_bytes >= DISK_NEARLY_FULL_BYTES):
+        return None
+    from control.errors import CheckpointError
+    from control.training.checkpoints import latest_checkpoint
+
+    try:
+        kept = f"the newest complete checkpoint, {latest_checkpoint(run_folder, announce=False)}, is kept"
+    except (CheckpointError, OSError):
+        kept = "no complete checkpoint was saved"
+    free = f"{free_bytes / 2**20:.1f} MiB free" if free_bytes is not None else "free space unknown"
+    return DiskFullError(f"no space left on the disk of {run_folder} ({free}): training stopped; {kept}; "
+                         f"free some space, then continue with --restore")
