@@ -88,8 +88,8 @@ def test_lap_recorder_replays_each_cars_own_episode_from_its_start():
             recorder.start(1)  # car 1 starts a new episode at this step
     car0, car1 = recorder.episode(0), recorder.episode(1)
     assert car0.shape == (4, 7) and car1.shape == (4, 4)
-    np.testing.assert_allclose(car0[0, 1:], [x[0] for x in xs])
-    np.testing.assert_allclose(car1[0], [x[1] for x in xs[2:]])
+    np.testing.assert_allclose(car0[0, 1:], [x[0] for x in xs], atol=1e-4)
+    np.testing.assert_allclose(car1[0], [x[1] for x in xs[2:]], atol=1e-4)
 
 
 def test_lap_recorder_is_bounded():
@@ -102,4 +102,4 @@ def test_lap_recorder_is_bounded():
         env.step(np.array([[0.0, 1.0]], dtype=np.float32))
         recorder.record(race_batches(env))
     assert recorder.episode(0).shape == (4, 5)  # the newest 5 steps of a longer episode
-    assert recorder.episode(0)[0, -1] == env.race.states.x_m[0]
+    assert recorder.episode(0)[0, -1] == pytest.approx(env.race.states.x_m[0], abs=1e-4)  # float32 ring

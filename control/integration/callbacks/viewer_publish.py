@@ -9,10 +9,8 @@ viewer stopped) silences this runner and training goes on.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -88,25 +86,28 @@ def car_snapshot(races: list[Any], sample: list[tuple[int, np.ndarray]], runner:
 
 
 class LapRecorder:
-    """Every car's (x, y, yaw, speed) per env step in a bounded ring, so any car's finished episode can be replayed."""
+    """Every car's (x, y, yaw, speed) per env step in a preallocated ring, so any car's finished episode can be replayed.
+
+    A step costs four array copies into the ring (no allocation); an episode longer than the ring keeps its end.
+    """
 
     def __init__(self, max_steps: int = MAX_LAP_STEPS) -> None:
         self.max_steps = int(max_steps)
-        self._rows: deque[np.ndarray] = deque(maxlen=self.max_steps)  # one (4, num_cars) array per env step
-        self._first_row = 0  # absolute index of _rows[0]
+        self._ring: np.ndarray | None = None  # (max_steps, 4, num_cars), allocated at the first record
+        self.next_row = 0  # absolute index of the next row; row r lives at r % max_steps
         self._starts: dict[int, int] = {}  # car -> absolute row of its episode's first step
 
-    @property
-    def next_row(self) -> int:
-        """Absolute index the next recorded row gets."""
-        return self._first_row + len(self._rows)
-
     def record(self, races: list[Any]) -> None:
-        """One row: every car's state now (one numpy stack per race, no loop over cars)."""
-        parts = [np.stack([r.states.x_m, r.states.y_m, r.states.yaw_rad, r.states.speed_mps]) for r in races]
-        if len(self._rows) == self.max_steps:
-            self._first_row += 1  # the deque drops its oldest row
-        self._rows.append(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+        """One row: every car's state now."""
+        if self._ring is None:
+            self._ring = np.zeros((self.max_steps, 4, sum(r.num_cars for r in races)), dtype=np.float32)
+        row = self._ring[self.next_row % self.max_steps]
+        first = 0
+        for race in races:
+            st, cars = race.states, slice(first, first + race.num_cars)
+            row[0, cars], row[1, cars], row[2, cars], row[3, cars] = st.x_m, st.y_m, st.yaw_rad, st.speed_mps
+            first += race.num_cars
+        self.next_row += 1
 
     def start(self, car: int) -> None:
         """Car `car`'s episode starts at the latest row."""
@@ -114,9 +115,11 @@ class LapRecorder:
 
     def episode(self, car: int) -> np.ndarray:
         """(4, steps) of car `car` since its episode started (as much as the ring still holds)."""
-        begin = max(self._starts.get(car, self._first_row), self._first_row) - self._first_row
-        rows = list(itertools.islice(self._rows, begin, None))
-        return np.stack([row[:, car] for row in rows], axis=1) if rows else np.zeros((4, 0))
+        if self._ring is None:
+            return np.zeros((4, 0))
+        begin = max(self._starts.get(car, 0), self.next_row - self.max_steps, 0)
+        rows = np.arange(begin, self.next_row) % self.max_steps
+        return self._ring[rows, :, car].T.astype(np.float64)
 
 
 class ViewerPublishCallback(RLlibCallback):
@@ -197,8 +200,12 @@ class ViewerPublishCallback(RLlibCallback):
         """Find the race state behind the env once; decide whether this runner records laps."""
         self._races = race_batches(env)
         self._sample = sample_cars(self._races, self.max_cars)
-        # Evaluation runners always; of the training runners only the first (index 0 local, or 1), so one lap is shown.
-        self._record_lap = bool(self._races) and (self._evaluation(env_runner) or self._runner(env_runner) <= 1)
+        # Evaluation runners always; training runners only without evaluation, and then only the first
+        # (index 0 local, or 1): one lap to show, and no recording cost on the others.
+        config = getattr(env_runner, "config", None)
+        evaluation_on = bool(getattr(config, "evaluation_interval", 0) or 0)
+        self._record_lap = bool(self._races) and (
+            self._evaluation(env_runner) or (not evaluation_on and self._runner(env_runner) <= 1))
 
     def _car(self, env_index: int) -> tuple[Any, int]:
         """(race, car index in it) of the env runner's sub-env env_index."""

@@ -52,7 +52,7 @@ function drawTrack(ctx, outline, tf) {
   path(outline.center); ctx.stroke(); ctx.setLineDash([]);
 }
 
-function drawCar(ctx, tf, x, y, yaw, colour, sizePx) {
+function drawCar(ctx, tf, x, y, yaw, colour, sizePx, outline = "#fff") {
   const [u, v] = tf.px(x, y);
   ctx.save();
   ctx.translate(u, v);
@@ -61,7 +61,7 @@ function drawCar(ctx, tf, x, y, yaw, colour, sizePx) {
   ctx.moveTo(sizePx, 0); ctx.lineTo(-sizePx * 0.7, sizePx * 0.6); ctx.lineTo(-sizePx * 0.7, -sizePx * 0.6);
   ctx.closePath();
   ctx.fillStyle = colour; ctx.fill();
-  ctx.strokeStyle = "#fff"; ctx.lineWidth = 1; ctx.stroke();
+  ctx.strokeStyle = outline; ctx.lineWidth = 1.5; ctx.stroke();
   ctx.restore();
 }
 
@@ -140,7 +140,7 @@ function drawLive() {
     const dyaw = Math.atan2(Math.sin(g.yaw - f.yaw), Math.cos(g.yaw - f.yaw));
     car.shown = { x: f.x + (g.x - f.x) * t, y: f.y + (g.y - f.y) * t, yaw: f.yaw + dyaw * t, speed: g.speed };
     drawCar(trackCtx, tf, car.shown.x, car.shown.y, car.shown.yaw, speedColour(g.speed, car.maxSpeed),
-            Math.max(5, 0.25 * tf.scale));
+            Math.max(5, 0.25 * tf.scale), car.evaluation ? "#ffe14d" : "#fff");
   }
   document.getElementById("cars-info").textContent =
     `${shown} cars on ${outline.name} · ${Object.keys(viewer.cars).length} in all · ${viewer.snapshots} snapshots`;
