@@ -20,6 +20,7 @@ from pydantic import Field
 
 from control.config_schema import Expect, PositiveWhole, Section, parse_section
 from control.errors import ConfigError, UserError, did_you_mean, unknown_key_error
+from control.training.augmentation import resolve_augmentation
 from control.training.legacy_keys import (
     IGNORED_KEYS,
     MODEL_IGNORED_KEYS,
@@ -143,6 +144,7 @@ class ResolvedConfig:
     observation_filter: str = "NoFilter"
     clip_rewards: float | bool | None = None
     notices: list[str] = field(default_factory=list)
+    augmentation: dict[str, Any] = field(default_factory=lambda: resolve_augmentation(None, "augmentation"))
 
     def to_dict(self) -> dict[str, Any]:
         """Flat dict that the loader reads back to the same config (written as the run's config.yaml)."""
@@ -158,6 +160,8 @@ class ResolvedConfig:
                 if v is not None}
         out["stop"] = stop
         out["checkpoint"] = dict(self.checkpoint)
+        if self.augmentation.get("type", "none") != "none":
+            out["augmentation"] = dict(self.augmentation)
         return out
 
 
@@ -265,11 +269,12 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
         eval_cfg["env_config"] = resolve_env_config_paths(eval_cfg["env_config"], launch_dir)
     stop = stop_conditions_from(raw.get("stop"), f"{where}: stop")
     checkpoint = _resolve_checkpoint(raw.get("checkpoint"), f"{where}: checkpoint")
+    augmentation = resolve_augmentation(raw.get("augmentation"), f"{where}: augmentation")
     for notice in notices:
         logger.info(notice)
     return ResolvedConfig(settings=settings, env=env, env_config=env_config, model_config=model_config,
                           stop=stop, checkpoint=checkpoint, observation_filter=observation_filter,
-                          clip_rewards=clip_rewards, notices=notices)
+                          clip_rewards=clip_rewards, notices=notices, augmentation=augmentation)
 
 
 def _check_unknown_keys(raw: dict[str, Any], unknown: list[str], valid_top: list[str], where: str) -> None:
@@ -466,6 +471,13 @@ def build_ppo_config(resolved: ResolvedConfig) -> Any:
     if resolved.clip_rewards not in (None, False):
         limit = 1.0 if resolved.clip_rewards is True else float(resolved.clip_rewards)
         config.learners(learner_connector=clip_rewards_connector(limit))
+    if resolved.augmentation.get("type", "none") != "none":
+        from control.training.augmentation_connector import LEARNER_CONFIG_KEY, AugmentedPPOTorchLearner
+
+        # The learner inserts the shift into its own connector: sampling and inference stay unshifted.
+        section = {**resolved.augmentation, "seed": resolved.settings.get("seed")}
+        config.learners(learner_class=AugmentedPPOTorchLearner,
+                        learner_config_dict={**(config.learner_config_dict or {}), LEARNER_CONFIG_KEY: section})
     return config
 
 

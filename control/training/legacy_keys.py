@@ -117,5 +117,6 @@ MODEL_UNSUPPORTED_KEYS: dict[str, str] = {
 }
 
 # Settings this project adds to the flat RLlib file (removed before RLlib sees the config).
-PROJECT_KEYS: tuple[str, ...] = ("stop", "checkpoint")
-# Their keys are the StopConfig (control/training/stop.py) and CheckpointConfig (config_loader.py) models.
+PROJECT_KEYS: tuple[str, ...] = ("stop", "checkpoint", "augmentation")
+# Their keys are the StopConfig (control/training/stop.py), CheckpointConfig (config_loader.py) and
+# AugmentationConfig (control/training/augmentation.py) models.
