@@ -97,10 +97,14 @@ class EpisodeTracker:
                 self.progress, self._recent, self._recent_count, self._recent_head)
 
     def kernel_settings(self) -> tuple:
-        """The termination settings as the episode kernel takes them."""
-        term = self.term
-        return (self.max_episode_steps, int(term["laps"]), bool(term["off_track"]), bool(term["reversed"]),
-                int(term["reversed_steps"]), float(term["immobilized_distance_m"]))
+        """The termination settings as the episode kernel takes them (converted once)."""
+        settings = self.__dict__.get("_kernel_settings")
+        if settings is None:
+            term = self.term
+            settings = self._kernel_settings = (self.max_episode_steps, int(term["laps"]), bool(term["off_track"]),
+                                                bool(term["reversed"]), int(term["reversed_steps"]),
+                                                float(term["immobilized_distance_m"]))
+        return settings
 
     def kernel_outputs(self) -> tuple:
         """The episode kernel's output buffers: lap_complete, lap_time_s, all_wheels_on_track, off_track, status, terminated, truncated."""

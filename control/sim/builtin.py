@@ -156,6 +156,13 @@ def _physics_step(x, y, yaw, v, steer, steer_in, speed_in, max_steer, max_speed,
     return True
 
 
+def _commands(values: Any, num_cars: int) -> np.ndarray:
+    """(num_cars,) float64 commands; the race core's arrays pass through without a conversion."""
+    if type(values) is np.ndarray and values.dtype == np.float64 and values.shape == (num_cars,):
+        return values
+    return np.asarray(values, dtype=np.float64).reshape(num_cars)
+
+
 @numba.njit(cache=True)
 def _reset_cars(idx, x_in, y_in, yaw_in, speed_in, max_speed, x, y, yaw, v, steer, time_s, half_wheelbase, half_axle, wheels,
                 kappa, understeer, steer_cmd, speed_cmd):  # pragma: no cover - compiled
@@ -231,8 +238,7 @@ class BuiltinBatch(BatchedSimulator):
 
     def step(self, steering_rad: np.ndarray, speed_mps: np.ndarray) -> CarStates:
         """Advance every car one control period towards its steering and target-speed command (one compiled call)."""
-        steer = np.asarray(steering_rad, dtype=np.float64).reshape(self.num_cars)
-        speed = np.asarray(speed_mps, dtype=np.float64).reshape(self.num_cars)
+        steer, speed = _commands(steering_rad, self.num_cars), _commands(speed_mps, self.num_cars)
         st = self.states
         lim = self.limits
         ok = _physics_step(st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad, steer, speed, self._max_steer_rad,
