@@ -5,6 +5,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,18 @@ def test_iteration_point_reads_the_console_lines_metrics():
     assert (point["return"], point["progress_pct"], point["progress_max_pct"], point["offtrack_rate"]) == (5.5, 12.0, 30.0, 0.75)
     assert point["lap_time_s"] is None  # NaN is not JSON: no point rather than a broken stream
     assert json.loads(json.dumps(point)) == point
+
+
+def test_train_with_viewer_on_a_busy_port_fails_in_one_line_before_ray_starts(tmp_path, capsys):
+    from control.training.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "resources/configs/ppo_vlidar_config.yaml"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        rc = main([str(config), "-n", "busy", "--results_dir", str(tmp_path), "--viewer", str(port)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: --viewer {port}: cannot serve on 127.0.0.1:{port}")
+    assert not (tmp_path / "busy").exists()  # nothing left behind
