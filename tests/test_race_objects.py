@@ -209,3 +209,62 @@ def test_deepracer_object_avoidance_reward_runs_on_the_params():
         rewards[lane_y > 0] = _deepracer_object_avoidance_reward(params)
     assert rewards[False] == pytest.approx(1e-3 + 1.0 + 4.0)
     assert rewards[True] == pytest.approx(1e-3 + 1.0 + 4.0 * 0.5)  # same lane, box 0.6 m from the start line
+
+
+# ------------------------------------------------------------------ in the env
+def _forward(speed_mps: float = 1.0) -> np.ndarray:
+    """The continuous action for straight ahead at speed_mps (the default ranges: ±30°, 0.5-4 m/s)."""
+    return np.array([0.0, 2 * (speed_mps - 0.5) / 3.5 - 1], dtype=np.float32)
+
+
+def _drive_straight(tmp_path, race: dict, steps: int = 150, reward: str = "follow_center_line"):
+    from control.env.racing_env import RacingEnv
+
+    path = _rectangle_track().to_npy(tmp_path / "rectangle.npy")
+    env = RacingEnv({"track": str(path), "start": {"mode": "fixed"}, "race": race, "reward": reward})
+    env.reset(seed=0)
+    for _ in range(steps):
+        _, reward_value, terminated, truncated, info = env.step(_forward())
+        assert math.isfinite(reward_value)
+        if terminated or truncated:
+            break
+    return env, info
+
+
+def test_a_car_driven_into_a_box_ends_crashed(tmp_path):
+    # The car starts on the centerline at (0, 0) heading +x; a 0.5 m wide box in the inner lane spans y 0..0.5 at x = 6.
+    env, info = _drive_straight(tmp_path, {"type": "object_avoidance", "positions": [[0.1, 1]], "box_width_m": 0.5})
+    assert info["episode_status"] == "crashed" and info["params"]["is_crashed"]
+    assert 5.0 < info["params"]["x"] < 6.0  # stopped at the box's face, the car's nose in it
+    # A narrower box (y 0.15..0.35) leaves room beside it: the car drives past.
+    env, info = _drive_straight(tmp_path, {"type": "object_avoidance", "positions": [[0.1, 1]], "box_width_m": 0.2}, steps=110)
+    assert info["episode_status"] == "in_progress" and not info["params"]["is_crashed"]
+    assert info["params"]["x"] > 6.5
+    assert info["params"]["closest_objects"] == [0, 0] and info["params"]["objects_distance"] == pytest.approx([6.0])
+
+
+def test_a_deepracer_object_avoidance_reward_file_runs_in_the_env(tmp_path):
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(_deepracer_object_avoidance_reward)).replace("_deepracer_object_avoidance_reward", "reward_function")
+    reward_file = tmp_path / "object_avoidance_reward.py"
+    reward_file.write_text(source)
+    env, info = _drive_straight(tmp_path, {"type": "object_avoidance", "positions": [[0.5, 1], [0.9, -1]]}, steps=20,
+                                reward=str(reward_file))
+    assert info["episode_status"] == "in_progress"
+    assert info["params"]["closest_objects"] == [1, 0]
+
+
+def test_time_trials_keep_empty_object_params_and_bad_race_settings_are_one_line(tmp_path):
+    from control.env.config import validate_env_config
+    from control.env.racing_env import RacingEnv
+
+    env = RacingEnv({"track": "oval", "start": {"mode": "fixed"}})
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(_forward())
+    assert info["params"]["closest_objects"] == [] and info["params"]["objects_location"] == []
+    with pytest.raises(ConfigError, match="env_config.race.num_bots must be a whole number >= 0"):
+        validate_env_config({"race": {"type": "head_to_bot", "num_bots": -1}})
+    with pytest.raises(ConfigError, match="needs the builtin simulator, one track"):
+        validate_env_config({"race": {"type": "head_to_bot"}, "track": ["oval", "speedway"]})

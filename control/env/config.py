@@ -25,6 +25,7 @@ from control.config_schema import (
     parse_section,
 )
 from control.errors import ConfigError
+from control.sim.objects import RaceConfig
 from control.sim.registry import SIMULATORS
 from control.track.generate import (
     DEFAULT_LENGTH_RANGE_M,
@@ -154,6 +155,7 @@ class EnvConfig(Section):
         "follow_center_line", description="a built-in reward name or a path to a `.py` file defining `reward_function(params)`")
     start: StartConfig = Field(default_factory=StartConfig, description="start point and direction")
     termination: TerminationConfig = Field(default_factory=TerminationConfig, description="what ends an episode")
+    race: RaceConfig = Field(default_factory=RaceConfig, description="race type and its objects: time_trial, object_avoidance (boxes), head_to_bot (bot cars)")
     builtin: Annotated[dict[str, Any], AfterValidator(_check_builtin)] = Field(
         default_factory=dict, description="built-in simulator settings (see [The built-in simulator](#the-built-in-simulator))")
     carla: dict[str, Any] = Field(default_factory=dict, description="CARLA settings (see [CARLA](#carla-backend))")
@@ -167,6 +169,13 @@ class EnvConfig(Section):
         from control.sim.registry import vehicle_limits
 
         make_action_type(self.action, vehicle_limits({"simulator": self.simulator, "builtin": self.builtin}))
+        if self.race.type != "time_trial":
+            # Objects live on one driving track for now (issue 12): one track, one direction, the built-in simulator.
+            one_track = isinstance(self.track, str) and self.track != "procedural"
+            if not one_track or self.start.direction == "random" or self.simulator != "builtin":
+                raise ConfigError(f"env_config.race.type {self.race.type!r} needs the builtin simulator, one track name or file "
+                                  f"and start.direction counter_clockwise or clockwise; got simulator {self.simulator!r}, "
+                                  f"track {self.track!r}, direction {self.start.direction!r}")
         if self.simulator == "carla" or self.carla:
             from control.carla.config import validate_carla_config
 

@@ -22,6 +22,7 @@ from control.env.observations import camera_settings, make_observation_type
 from control.env.rewards import builtin_reward, evaluate_reward, load_reward_function
 from control.errors import RewardFunctionError
 from control.sim.base import BatchedSimulator, CarStates, SimulatorError
+from control.sim.objects import ObjectParams, RaceConfig, RaceObjects, object_params, rectangles_overlap
 from control.sim.registry import SIMULATORS, SimulatorRequest
 from control.track.kernels import project_race
 from control.track.track import Track
@@ -73,6 +74,10 @@ class RaceBatch:
         self.action_index = np.full(n, -1)
         self.last_reward = np.zeros(n)
         self.trails: list[list[tuple[float, float, float]]] = [[] for _ in range(n)]
+        # Boxes or bot cars (env_config.race), on the one driving track; None in time trials.
+        self.race_config = RaceConfig.model_validate(dict(self.config.get("race") or {}))
+        self.race_objects: RaceObjects | None = None
+        self._object_params: ObjectParams | None = None  # this step's, computed when a reward file asks
 
     # ----------------------------------------------------------------- state
     @property
@@ -206,6 +211,34 @@ class RaceBatch:
         except SimulatorError:
             # A dead server at reset: the backend restarts it; one more try, then let it raise.
             self.sim.reset_cars(idx, x, y, yaw, tracks)
+        if self.race_config.type != "time_trial":
+            self._place_objects(idx, s_start)
+
+    def _place_objects(self, idx: np.ndarray, s_start: np.ndarray) -> None:
+        """Place the boxes or bots of envs idx for their new episodes, from each car's generator (after its start draws)."""
+        if self.race_objects is None:
+            self.race_objects = RaceObjects(self.race_config, self._one_track, self.num_cars)
+        self.race_objects.reset(idx, [self.rngs[i] for i in idx.tolist()], s_start)
+        self.states.is_crashed[idx] = False  # the builtin backend reports no crashes of its own: the objects' are the only ones
+        self._object_params = None
+
+    def _collide_objects(self) -> None:
+        """Advance the bots one control step and mark every car whose footprint overlaps an object as crashed."""
+        st, race = self.states, self.race_config
+        self.race_objects.step(st.time_s, 1.0 / self.limits.control_hz)
+        hit = rectangles_overlap(st.x_m, st.y_m, st.yaw_rad, 0.5 * race.bot_length_m, 0.5 * race.bot_width_m,
+                                 *self.race_objects.rectangles())
+        st.is_crashed |= hit.any(axis=1)
+        self._object_params = None
+
+    def object_params(self) -> ObjectParams | None:
+        """DeepRacer's object params of every car this step (None in time trials)."""
+        if self.race_objects is None:
+            return None
+        if self._object_params is None:
+            st = self.states
+            self._object_params = object_params(self.race_objects, st.x_m, st.y_m, st.yaw_rad, self.params["projection_distance"])
+        return self._object_params
 
     def reset_cars(self, idx: np.ndarray, seeds: list[int | None] | None = None, options: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Start new episodes for cars idx; returns their observations and batched reset infos."""
@@ -274,6 +307,8 @@ class RaceBatch:
             return self._sim_error_step(exc)
         if reset_idx is not None:
             self._place_cars(reset_idx, None, {})
+        if self.race_objects is not None:
+            self._collide_objects()
         if self.keep_trails:
             for i in range(self.num_cars):
                 point = (float(st.x_m[i]), float(st.y_m[i]), float(st.speed_mps[i]))
@@ -350,8 +385,12 @@ class RaceBatch:
         out["closest_waypoints"] = p["closest_waypoints"][i].tolist()
         for key in ("is_reversed", "is_crashed", "is_offtrack"):
             out[key] = bool(p[key][i])
-        for key in _EMPTY_OBJECT_KEYS:
-            out[key] = []
+        objects = self.object_params()
+        if objects is None:
+            for key in _EMPTY_OBJECT_KEYS:
+                out[key] = []
+        else:
+            out.update(objects.car_dict(i))
         out["projection_distance"] = float(p["projection_distance"][i])
         if waypoints:
             track = self.driving_tracks[i]
