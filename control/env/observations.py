@@ -16,6 +16,7 @@ from pydantic import Field, StrictFloat, field_validator
 from control.config_schema import Expect, Flag, Number, PositiveNumber, PositiveWhole, Section
 from control.env.typed_section import parse_typed_section, pick_type
 from control.errors import ConfigError
+from control.sim.appearance import AppearanceRandomization, CameraAppearance
 
 if TYPE_CHECKING:
     from control.env.race_state import RaceView
@@ -111,12 +112,15 @@ class CameraObservation(ObservationType):
         rgb: Flag = Field(False, description="3 colour channels instead of 1 gray channel")
         frame_stack: PositiveWhole = Field(1, description="consecutive frames stacked on the channel axis")
         normalize: Flag = Field(False, description="float32 in [0, 1] instead of uint8 (RLlib's default CNN wants float)")
+        randomize: AppearanceRandomization = Field(default_factory=AppearanceRandomization,
+                                                   description="per-episode looks (domain randomisation; off by default)")
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
         cfg = self.config
         self.channels = 3 if cfg["rgb"] else 1
         self._stack: np.ndarray | None = None  # (N, H, W, C * frame_stack), oldest frame first
+        self.appearance = CameraAppearance(cfg["randomize"], self.channels)
 
     def space(self) -> gym.Space:
         shape = (self.config["height_px"], self.config["width_px"], self.channels * self.config["frame_stack"])
@@ -139,6 +143,13 @@ class CameraObservation(ObservationType):
 
     def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
         frames = self._frames(race, idx)
+        if self.appearance.enabled:  # new looks for cars starting an episode, then this frame in each car's looks
+            if np.ndim(reset) == 0:
+                starting = idx if reset else idx[:0]
+            else:
+                starting = idx[np.asarray(reset, dtype=bool)[idx]]
+            self.appearance.redraw(starting, race.rngs, race.num_cars)
+            frames = self.appearance.apply(frames, idx)
         stack, c = int(self.config["frame_stack"]), frames.shape[-1]
         if stack == 1:
             obs = frames

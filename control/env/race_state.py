@@ -22,6 +22,7 @@ class RaceView(Protocol):
     num_cars: int
     sim: BatchedSimulator
     states: CarStates
+    rngs: list[np.random.Generator | None]  # each car's generator (drawn from at its episode starts)
 
     @property
     def limits(self) -> VehicleLimits:

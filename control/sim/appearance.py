@@ -1,0 +1,116 @@
+"""Domain randomisation of what the camera sees: per-episode looks, drawn from each car's own generator.
+
+Only pixels change; rays, params and rewards never do. Each car gets new looks when its episode
+starts: colours of the built-in camera's palette classes (grass, road, border and centre lines,
+sky), brightness, contrast, gamma, sensor-noise strength and blur. They stay fixed for the
+episode; the noise itself is fresh every frame. Looks come from a child of the car's generator
+(`Generator.spawn`), which leaves the car's own stream, and so its tracks and start poses, as they
+would be without randomisation. Everything is vectorised over (k, H, W, C) uint8 frames.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field, Strict
+
+from control.config_schema import Expect, Flag, Section
+from control.sim.camera import PALETTE_GRAY, PALETTE_RGB
+
+Fraction = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False), Expect("a number in [0, 1]")]
+BelowOne = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False), Expect("a number in [0, 1)")]
+NUM_CLASSES = len(PALETTE_RGB)
+_UNKNOWN = NUM_CLASSES  # a pixel that is no palette colour (another backend's frame): its colour is kept
+
+
+class AppearanceRandomization(Section):
+    """env_config.observation.randomize: per-episode looks of the camera image (off by default)."""
+
+    enabled: Flag = Field(False, description="randomise the looks at every episode start (false: frames as rendered)")
+    colors: Flag = Field(True, description="recolour the built-in camera's grass, road, lines and sky")
+    color_jitter: Fraction = Field(0.25, description="each class colour moves by up to this fraction of 255 per channel")
+    brightness: Fraction = Field(0.15, description="offset drawn in [-brightness, brightness], fraction of full scale")
+    contrast: BelowOne = Field(0.3, description="contrast factor drawn in [1 - contrast, 1 + contrast]")
+    gamma: BelowOne = Field(0.3, description="gamma drawn in [1 - gamma, 1 + gamma]")
+    noise_std: Fraction = Field(0.03, description="largest sensor-noise standard deviation (per episode in [0, noise_std]), fraction of full scale")
+    blur: Fraction = Field(0.5, description="largest blend towards a 3x3 box blur (per episode in [0, blur])")
+
+
+def _class_lookup(palette: np.ndarray) -> np.ndarray:
+    """256-entry table: first channel value -> palette class (_UNKNOWN for values no class has)."""
+    lookup = np.full(256, _UNKNOWN, dtype=np.intp)
+    lookup[palette[:, 0]] = np.arange(len(palette))
+    return lookup
+
+
+# The first channel alone tells the classes apart, gray (110, 50, 245, 184, 201) and RGB red (70, 50, 245, 230, 170).
+assert len(set(PALETTE_GRAY.tolist())) == NUM_CLASSES and len(set(PALETTE_RGB[:, 0].tolist())) == NUM_CLASSES
+
+
+def box_blur3(images: np.ndarray) -> np.ndarray:
+    """(k, H, W, C) float images averaged over each pixel's 3x3 neighbourhood (edges repeated)."""
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = images.shape[1:3]
+    total = np.zeros_like(images)
+    for dy in range(3):  # 9 whole-array adds, not a per-pixel loop
+        for dx in range(3):
+            total += padded[:, dy:dy + h, dx:dx + w]
+    return total * np.float32(1 / 9)
+
+
+class CameraAppearance:
+    """Per-car looks of N cars' camera frames: drawn at episode start, applied to every frame."""
+
+    def __init__(self, settings: dict, channels: int) -> None:
+        self.settings = settings
+        self.enabled = bool(settings["enabled"])
+        self.channels = int(channels)
+        base = PALETTE_RGB if self.channels == 3 else PALETTE_GRAY[:, None]
+        self.base_palette = base.astype(np.float32)  # (classes, C)
+        self._lookup = _class_lookup(base)
+        self._noise_rng: np.random.Generator | None = None
+        self._size(0)
+
+    def _size(self, num_cars: int) -> None:
+        """Neutral looks (as rendered) for num_cars cars."""
+        self.palettes = np.repeat(self.base_palette[None], num_cars, axis=0)  # (N, classes, C), 0..255
+        self.brightness = np.zeros(num_cars, dtype=np.float32)
+        self.contrast = np.ones(num_cars, dtype=np.float32)
+        self.gamma = np.ones(num_cars, dtype=np.float32)
+        self.noise_std = np.zeros(num_cars, dtype=np.float32)
+        self.blur = np.zeros(num_cars, dtype=np.float32)
+
+    def redraw(self, cars: np.ndarray, rngs: Sequence[np.random.Generator], num_cars: int) -> None:
+        """New looks for `cars` (their episodes start), each from a child of its own generator in `rngs`."""
+        if len(self.brightness) != num_cars:
+            self._size(num_cars)
+        s = self.settings
+        for i in cars.tolist():  # reset path only: a handful of draws per car
+            rng = rngs[i].spawn(1)[0]
+            jitter = rng.uniform(-1.0, 1.0, size=self.base_palette.shape) * (255.0 * s["color_jitter"])
+            self.palettes[i] = np.clip(self.base_palette + jitter, 0, 255) if s["colors"] else self.base_palette
+            self.brightness[i] = rng.uniform(-s["brightness"], s["brightness"])
+            self.contrast[i] = rng.uniform(1 - s["contrast"], 1 + s["contrast"])
+            self.gamma[i] = rng.uniform(1 - s["gamma"], 1 + s["gamma"])
+            self.noise_std[i] = rng.uniform(0, s["noise_std"])
+            self.blur[i] = rng.uniform(0, s["blur"])
+        if len(cars):  # one stream for every car's per-frame noise, from the latest reset: a seeded reset repeats it
+            self._noise_rng = rng.spawn(1)[0]
+
+    def apply(self, frames: np.ndarray, cars: np.ndarray) -> np.ndarray:
+        """(k, H, W, C) uint8 frames of `cars` with their looks: a new uint8 array of the same shape."""
+        k = len(cars)
+        classes = self._lookup[frames[..., 0]]  # (k, H, W)
+        palettes = np.concatenate([self.palettes[cars], np.zeros((k, 1, self.channels), np.float32)], axis=1)
+        recoloured = palettes.reshape(-1, self.channels)[np.arange(k)[:, None, None] * (NUM_CLASSES + 1) + classes]
+        x = np.where((classes == _UNKNOWN)[..., None], frames.astype(np.float32), recoloured) * np.float32(1 / 255)
+        per_car = (k, 1, 1, 1)
+        x = (x - 0.5) * self.contrast[cars].reshape(per_car) + 0.5 + self.brightness[cars].reshape(per_car)
+        np.clip(x, 0.0, 1.0, out=x)
+        x **= self.gamma[cars].reshape(per_car)
+        blur = self.blur[cars].reshape(per_car)
+        x += blur * (box_blur3(x) - x)
+        if self._noise_rng is not None:
+            x += self.noise_std[cars].reshape(per_car) * self._noise_rng.standard_normal(x.shape, dtype=np.float32)
+        return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
