@@ -106,7 +106,8 @@ def test_bots_keep_their_lane_and_speed_without_lane_changes():
     lanes = objects.current_lane(np.zeros(1)).copy()
     objects.state.s_m[0] = [1.0, 2.0, 3.0]  # all on the bottom straight for the next second
     objects.state.lateral_m[0] = lanes[0] * 0.25
-    x0, y0, _ = objects.poses()
+    objects.refresh_poses()
+    x0, y0, _ = (a.copy() for a in objects.poses())
     for k in range(15):
         objects.step(np.array([(k + 1) * DT_S]), DT_S)
     x1, y1, _ = objects.poses()
@@ -268,3 +269,23 @@ def test_time_trials_keep_empty_object_params_and_bad_race_settings_are_one_line
         validate_env_config({"race": {"type": "head_to_bot", "num_bots": -1}})
     with pytest.raises(ConfigError, match="needs the builtin simulator, one track"):
         validate_env_config({"race": {"type": "head_to_bot"}, "track": ["oval", "speedway"]})
+
+
+def test_bots_and_crashes_do_not_depend_on_the_batch_size():
+    from control.env.vector_env import RacingVectorEnv
+
+    config = {"track": "oval", "race": {"type": "head_to_bot", "bot_speed_mps": 0.8, "lane_change_s": [1.0, 2.0]}}
+    small, big = RacingVectorEnv(config, num_envs=1), RacingVectorEnv(config, num_envs=4)
+    small.reset(seed=9)
+    big.reset(seed=9)
+    rng = np.random.default_rng(1)
+    statuses = set()
+    for _ in range(120):  # with autoresets: new placements come from each car's own generator
+        actions = rng.uniform(-1, 1, (4, 2)).astype(np.float32)
+        _, _, term_a, _, info_a = small.step(actions[:1])
+        _, _, term_b, _, info_b = big.step(actions)
+        np.testing.assert_array_equal(small.race.race_objects.state.s_m[0], big.race.race_objects.state.s_m[0])
+        np.testing.assert_array_equal(small.race.race_objects.state.lateral_m[0], big.race.race_objects.state.lateral_m[0])
+        assert (term_a[0], info_a["episode_status"][0]) == (term_b[0], info_b["episode_status"][0])
+        statuses.update(info_b["episode_status"].tolist())
+    assert "in_progress" in statuses

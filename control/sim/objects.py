@@ -9,10 +9,12 @@ numpy Generator, so the batch size never changes an env's episode.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numba
 import numpy as np
 from pydantic import Field, StrictFloat, field_validator
 
@@ -77,6 +79,10 @@ class ObjectState:
     half_width_m: np.ndarray
     kind: np.ndarray  # KIND_BOX or KIND_BOT
     lane_change_at_s: np.ndarray  # (N, M, K) sim times of the lane changes; inf when none
+    lane_changes_done: np.ndarray  # (N, M) int: lane-change times passed so far (odd: in the other lane)
+    x_m: np.ndarray  # the pose of the centre, kept in step with s_m and lateral_m (refresh_poses after changing those)
+    y_m: np.ndarray
+    yaw_rad: np.ndarray
 
 
 def inside_sign(track: Track) -> float:
@@ -147,7 +153,11 @@ class RaceObjects:
             s_m=np.zeros((n, m)), lateral_m=np.zeros((n, m)), start_lane=np.ones((n, m)), speed_mps=np.zeros((n, m)),
             half_length_m=np.full((n, m), 0.5 * length_m), half_width_m=np.full((n, m), 0.5 * width_m),
             kind=np.full((n, m), KIND_BOT if is_bot else KIND_BOX), lane_change_at_s=np.full((n, m, 0), np.inf),
+            lane_changes_done=np.zeros((n, m), dtype=np.int64), x_m=np.zeros((n, m)), y_m=np.zeros((n, m)), yaw_rad=np.zeros((n, m)),
         )
+        columns = (track.cumulative_s_m, track.segment_length_m, track.width_m, track.center_m[:, 0], track.center_m[:, 1],
+                   track._seg_vec[:, 0], track._seg_vec[:, 1], track.segment_heading_rad, self._curvature)
+        self._track_columns = tuple(np.ascontiguousarray(c, dtype=np.float64) for c in columns)
         if is_bot:
             self.state.lane_change_at_s = np.full((n, m, _MAX_LANE_CHANGES), np.inf)
 
@@ -157,19 +167,17 @@ class RaceObjects:
         m = self.num_objects
         if m == 0:
             return
+        placed = []
         for row, rng, start in zip(np.asarray(rows).tolist(), rngs, np.asarray(start_s_m, dtype=np.float64).tolist(), strict=True):
             if cfg.type == "object_avoidance" and self._placed[row] and not cfg.randomize_each_episode:
                 continue
+            placed.append(row)
             if cfg.positions is not None:
-                fractions = np.array([float(p[0]) for p in cfg.positions])
-                lanes = np.array([float(p[1]) for p in cfg.positions])
-                s = fractions * length
+                st.s_m[row] = [float(p[0]) * length for p in cfg.positions]
+                st.start_lane[row] = [float(p[1]) for p in cfg.positions]
             else:
-                s = spaced_distances_m(rng, m, length, start, cfg.min_distance_m)
-                lanes = rng.choice([-1.0, 1.0], size=m)
-            st.s_m[row] = s
-            st.start_lane[row] = lanes
-            st.lateral_m[row] = lanes * self._inside * lane_offset_m(self.track, s)
+                st.s_m[row] = spaced_distances_m(rng, m, length, start, cfg.min_distance_m)
+                st.start_lane[row] = np.where(rng.random(m) < 0.5, -1.0, 1.0)
             if cfg.type == "head_to_bot":
                 st.speed_mps[row] = cfg.bot_speed_mps
                 if cfg.lane_changes:
@@ -177,7 +185,11 @@ class RaceObjects:
                     st.lane_change_at_s[row] = np.cumsum(rng.uniform(low, high, size=(m, _MAX_LANE_CHANGES)), axis=1)
                 else:
                     st.lane_change_at_s[row] = np.inf
+            st.lane_changes_done[row] = 0
             self._placed[row] = True
+        if placed:  # the geometry of every placed env at once
+            st.lateral_m[placed] = st.start_lane[placed] * self._inside * lane_offset_m(self.track, st.s_m[placed])
+            st.x_m[placed], st.y_m[placed], st.yaw_rad[placed] = poses(self.track, st.s_m[placed], st.lateral_m[placed])
 
     def step(self, time_s: np.ndarray, dt_s: float) -> None:
         """Advance every bot of every env by dt_s: along its lane's line at its speed, and sideways towards its lane.
@@ -187,14 +199,9 @@ class RaceObjects:
         st = self.state
         if self.num_objects == 0 or self.config.type != "head_to_bot":
             return  # boxes never move
-        seg, _ = _segment_at(self.track, st.s_m)
-        # A line `lateral` left of the centerline is longer (right turn) or shorter (left turn) by 1 - kappa * lateral per m.
-        stretch = np.maximum(1.0 - self._curvature[seg] * st.lateral_m, 0.05)
-        st.s_m = np.mod(st.s_m + st.speed_mps * dt_s / stretch, self.track.length_m)
-        lane = self.current_lane(time_s)
-        goal = lane * self._inside * lane_offset_m(self.track, st.s_m)
-        move = self.config.lane_change_lateral_mps * dt_s
-        st.lateral_m = st.lateral_m + np.clip(goal - st.lateral_m, -move, move)
+        _advance_bots(st.s_m, st.lateral_m, st.start_lane, st.speed_mps, st.lane_change_at_s, st.lane_changes_done,
+                      np.asarray(time_s, dtype=np.float64), float(dt_s), self._inside, self.config.lane_change_lateral_mps * dt_s,
+                      *self._track_columns, self.track.length_m, st.x_m, st.y_m, st.yaw_rad)
 
     def current_lane(self, time_s: np.ndarray) -> np.ndarray:
         """(N, M) lane each object is in or moving to at episode times time_s (N,): +1 inside, -1 outside."""
@@ -202,30 +209,84 @@ class RaceObjects:
         changes = (st.lane_change_at_s <= np.asarray(time_s, dtype=np.float64)[:, None, None]).sum(axis=2)
         return st.start_lane * np.where(changes % 2 == 1, -1.0, 1.0)
 
+    def refresh_poses(self) -> None:
+        """Recompute every object's (x, y, yaw) from its lap distance and lateral offset (after placing or moving objects)."""
+        st = self.state
+        st.x_m, st.y_m, st.yaw_rad = poses(self.track, st.s_m, st.lateral_m)
+
     def poses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, yaw_rad) of every object, each (N, M)."""
-        return poses(self.track, self.state.s_m, self.state.lateral_m)
+        return self.state.x_m, self.state.y_m, self.state.yaw_rad
 
     def rectangles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Footprints (x, y, yaw_rad, half_length_m, half_width_m), each (N, M)."""
-        x, y, yaw = self.poses()
-        return x, y, yaw, self.state.half_length_m, self.state.half_width_m
+        st = self.state
+        return st.x_m, st.y_m, st.yaw_rad, st.half_length_m, st.half_width_m
+
+
+@numba.njit(cache=True)
+def _advance_bots(s_m, lateral_m, start_lane, speed_mps, change_at_s, changes_done, time_s, dt_s, inside, max_move_m, cum_s, seg_len,
+                  width, center_x, center_y, vec_x, vec_y, heading, curvature, length_m, out_x, out_y, out_yaw):  # pragma: no cover - compiled
+    """RaceObjects.step for every bot (N, M) in one pass: along the lane, lane flips at the drawn times, sideways, new pose."""
+    n_wp = cum_s.shape[0] - 1
+    num_changes = change_at_s.shape[2]
+    for i in range(s_m.shape[0]):
+        for j in range(s_m.shape[1]):
+            seg = min(max(np.searchsorted(cum_s, s_m[i, j], side="right") - 1, 0), n_wp - 1)
+            # A line `lateral` left of the centerline is shorter (left turn) or longer (right turn) by 1 - kappa * lateral per m.
+            stretch = max(1.0 - curvature[seg] * lateral_m[i, j], 0.05)
+            s = (s_m[i, j] + speed_mps[i, j] * dt_s / stretch) % length_m
+            done = changes_done[i, j]
+            while done < num_changes and change_at_s[i, j, done] <= time_s[i]:
+                done += 1
+            changes_done[i, j] = done
+            lane = -start_lane[i, j] if done % 2 == 1 else start_lane[i, j]
+            seg = min(max(np.searchsorted(cum_s, s, side="right") - 1, 0), n_wp - 1)
+            t = (s - cum_s[seg]) / max(seg_len[seg], _EPS)
+            nxt = seg + 1 if seg + 1 < n_wp else 0
+            lane_offset = LANE_OFFSET_OF_HALF_WIDTH * 0.5 * (width[seg] * (1 - t) + width[nxt] * t)
+            lateral = lateral_m[i, j] + min(max(lane * inside * lane_offset - lateral_m[i, j], -max_move_m), max_move_m)
+            s_m[i, j], lateral_m[i, j] = s, lateral
+            h = heading[seg]
+            out_x[i, j] = center_x[seg] + t * vec_x[seg] - math.sin(h) * lateral
+            out_y[i, j] = center_y[seg] + t * vec_y[seg] + math.cos(h) * lateral
+            out_yaw[i, j] = h
+
+
+@numba.njit(cache=True)
+def _overlap(car_x, car_y, car_yaw, car_hl, car_hw, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
+    """rectangles_overlap's SAT test per (car, object), after a bounding-circle reject."""
+    car_r = math.hypot(car_hl, car_hw)
+    for i in range(obj_x.shape[0]):
+        ca, sa = math.cos(car_yaw[i]), math.sin(car_yaw[i])
+        for j in range(obj_x.shape[1]):
+            dx, dy = obj_x[i, j] - car_x[i], obj_y[i, j] - car_y[i]
+            reach = car_r + math.hypot(obj_hl[i, j], obj_hw[i, j])
+            if dx * dx + dy * dy > reach * reach:
+                out[i, j] = False
+                continue
+            cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
+            hit = True
+            for k in range(4):  # the rectangles' own axes: each one's length and width directions
+                ax, ay = (ca, sa) if k == 0 else (-sa, ca) if k == 1 else (cb, sb) if k == 2 else (-sb, cb)
+                ra = car_hl * abs(ax * ca + ay * sa) + car_hw * abs(-ax * sa + ay * ca)
+                rb = obj_hl[i, j] * abs(ax * cb + ay * sb) + obj_hw[i, j] * abs(-ax * sb + ay * cb)
+                if abs(ax * dx + ay * dy) > ra + rb:
+                    hit = False
+                    break
+            out[i, j] = hit
 
 
 def rectangles_overlap(car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, car_half_length_m: float, car_half_width_m: float,
                        obj_x: np.ndarray, obj_y: np.ndarray, obj_yaw: np.ndarray, obj_half_length_m: np.ndarray,
                        obj_half_width_m: np.ndarray) -> np.ndarray:
     """(N, M) whether car i's rectangle (N,) overlaps object j's rectangle (N, M): separating axis theorem, 4 axes."""
-    cos_a, sin_a = np.cos(car_yaw)[:, None], np.sin(car_yaw)[:, None]
-    cos_b, sin_b = np.cos(obj_yaw), np.sin(obj_yaw)
-    dx, dy = obj_x - np.asarray(car_x)[:, None], obj_y - np.asarray(car_y)[:, None]
-    separated = np.zeros(np.shape(obj_x), dtype=bool)
-    # The rectangles' own axes: each one's length and width directions.
-    for ax, ay in ((cos_a, sin_a), (-sin_a, cos_a), (cos_b, sin_b), (-sin_b, cos_b)):
-        radius_a = car_half_length_m * np.abs(ax * cos_a + ay * sin_a) + car_half_width_m * np.abs(-ax * sin_a + ay * cos_a)
-        radius_b = obj_half_length_m * np.abs(ax * cos_b + ay * sin_b) + obj_half_width_m * np.abs(-ax * sin_b + ay * cos_b)
-        separated |= np.abs(ax * dx + ay * dy) > radius_a + radius_b
-    return ~separated
+    columns = [np.ascontiguousarray(a, dtype=np.float64) for a in (car_x, car_y, car_yaw, obj_x, obj_y, obj_yaw, obj_half_length_m,
+                                                                   obj_half_width_m)]
+    cx, cy, cyaw, ox, oy, oyaw, ohl, ohw = columns
+    out = np.empty(ox.shape, dtype=np.bool_)
+    _overlap(cx, cy, cyaw, float(car_half_length_m), float(car_half_width_m), ox, oy, oyaw, ohl, ohw, out)
+    return out
 
 
 def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x: np.ndarray, obj_y: np.ndarray, obj_yaw: np.ndarray,
