@@ -135,3 +135,15 @@ def test_tiny_ppo_iteration_shifts_learner_batches_but_not_sampling(ray_session)
         assert all(per_frame)
     finally:
         algo.stop()
+
+
+def test_the_procedural_camera_config_loads_validates_and_turns_both_on():
+    from control.training.augmentation_connector import AugmentedPPOTorchLearner
+
+    path = CAMERA.with_name("ppo_camera_procedural_config.yaml")
+    config, resolved = load_ppo_config(path)
+    assert resolved.augmentation == {"type": "random_shift", "pad_px": 4}
+    assert config.learner_class is AugmentedPPOTorchLearner
+    observation = resolved.env_config["observation"]
+    assert observation["type"] == "camera" and observation["randomize"]["enabled"] is True
+    assert resolved.env_config["track"] == "procedural" and resolved.env_config["start"]["direction"] == "random"
