@@ -149,7 +149,7 @@ def unreached_run(ray_session, tmp_path_factory):
     """Progress 100 is out of reach in 2 tiny iterations: the run stops at its iteration cap, then the no-op env."""
     folder = tmp_path_factory.mktemp("bench")
     out = run_time_to_lap(VLIDAR_CONFIG, folder, progress_pct=100.0, cap_s=240.0, max_iterations=2,
-                          noop_iterations=2, overrides=TINY, seed=0)
+                          noop_iterations=2, overrides=TINY, seed=0, sync_iterations=2)
     return folder, out
 
 
@@ -184,6 +184,18 @@ def test_env_share_compares_with_the_noop_env_of_the_same_config(unreached_run):
     assert share["env_share_of_sampling"] == pytest.approx(
         1 - share["real_sample_steps_per_s"] / share["noop_sample_steps_per_s"])
     assert "env share of sampling time ≈" in format_time_to_lap(out)
+
+
+def test_default_path_is_compared_with_the_one_car_per_env_path_in_the_same_run(unreached_run):
+    folder, out = unreached_run
+    (params,) = (folder / "sync_vectorize" / "train_1").glob("*/params.json")
+    assert "sync" in str(json.loads(params.read_text())["gym_env_vectorize_mode"]).lower()
+    (default_params,) = (folder / "time_to_lap" / "train_1").glob("*/params.json")
+    assert "vector_entry_point" in str(json.loads(default_params.read_text())["gym_env_vectorize_mode"]).lower()
+    v = out["vectorize_comparison"]
+    assert v["sync_train_steps_per_s"] > 0 and v["speedup"] == pytest.approx(
+        v["default_train_steps_per_s"] / v["sync_train_steps_per_s"])
+    assert "one car per env (sync)" in format_time_to_lap(out)
 
 
 def test_time_to_lap_stops_at_the_first_iteration_reaching_the_threshold(ray_session, tmp_path):

@@ -62,6 +62,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--progress", type=float, default=100.0, help="mean lap progress that counts as lapping, %% (default 100)")
     group.add_argument("--noop-iterations", "--noop_iterations", type=int, default=3,
                        help="iterations of the no-op env for the env's share (0: skip; default 3)")
+    group.add_argument("--sync-iterations", "--sync_iterations", type=int, default=5,
+                       help="iterations on the one-car-per-env path (gym_env_vectorize_mode: sync) to compare "
+                            "throughput with (0: skip; default 5)")
     group.add_argument("--quality", action="store_true", help="train --minutes, then best deterministic lap vs the reference")
     group.add_argument("--all-tracks", "--all_tracks", action="store_true", help="--quality: one policy per bundled track")
     group.add_argument("--generalisation", action="store_true",
@@ -75,14 +78,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 def _train_run(args: argparse.Namespace) -> dict[str, Any]:
     from control.training.stop import parse_duration_s
 
-    if args.minutes <= 0 or args.episodes < 1 or args.noop_iterations < 0 or not 0 < args.progress <= 100:
-        raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations >= 0 and 0 < --progress <= 100")
+    if args.minutes <= 0 or args.episodes < 1 or args.noop_iterations < 0 or args.sync_iterations < 0 or not 0 < args.progress <= 100:
+        raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations/--sync-iterations >= 0 and 0 < --progress <= 100")
     if not (args.quality or args.generalisation):
         from control.bench.train_bench import run_train_benchmark
 
         return run_train_benchmark(camera=args.camera, config=args.config,
                                    cap_s=parse_duration_s(args.cap) if args.cap else None, progress_pct=args.progress,
-                                   noop_iterations=args.noop_iterations, bench_dir=args.bench_dir, seed=args.seed)
+                                   noop_iterations=args.noop_iterations, bench_dir=args.bench_dir, seed=args.seed,
+                                   sync_iterations=args.sync_iterations)
     from control.bench.lap_quality import run_lap_quality_benchmark
 
     return run_lap_quality_benchmark(config=args.config, quality=args.quality, all_tracks=args.all_tracks,

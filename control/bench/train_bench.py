@@ -185,8 +185,14 @@ def env_share(real: IterationCost, noop: IterationCost) -> EnvShare:
 # --------------------------------------------------------------------------- the benchmark
 def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 100.0, cap_s: float = 300.0,
                     noop_iterations: int = 3, max_iterations: int | None = None,
-                    overrides: list[str] | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Train `config` to the first iteration reaching progress_pct (or cap_s), then the no-op env; the figures."""
+                    overrides: list[str] | None = None, seed: int | None = None,
+                    sync_iterations: int = 0) -> dict[str, Any]:
+    """Train `config` to the first iteration reaching progress_pct (or cap_s), then the no-op env; the figures.
+
+    sync_iterations > 0: also train that many iterations on the one-car-per-env path
+    (`gym_env_vectorize_mode: sync`) and compare its training throughput with the same iterations
+    of the default path, side by side in this run.
+    """
     from control.bench.noop_env import NOOP_OF_KEY, register_noop_env
     from control.training.config_loader import load_config_file
 
@@ -212,6 +218,19 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
         share = env_share(real_cost, noop_cost)
         out["noop_cost"] = noop_cost.as_dict()
         out["env_share"] = share.as_dict()
+    if sync_iterations > 0:
+        print(f"one car per env (gym_env_vectorize_mode: sync): {sync_iterations} iterations", flush=True)
+        sync = train_config(config, results_dir, "sync_vectorize", progress_pct=None, cap_s=max(cap_s, 60.0),
+                            max_iterations=sync_iterations, seed=seed,
+                            overrides=[*(overrides or []), "gym_env_vectorize_mode=sync"])
+        default_cost = iteration_cost(real.rows[:sync_iterations])
+        sync_cost = iteration_cost(sync.rows)
+        out["vectorize_comparison"] = {
+            "iterations": sync_iterations,
+            "default_train_steps_per_s": default_cost.train_steps_per_s,
+            "sync_train_steps_per_s": sync_cost.train_steps_per_s,
+            "speedup": default_cost.train_steps_per_s / sync_cost.train_steps_per_s,
+        }
     print(format_time_to_lap(out), flush=True)
     return out
 
@@ -245,12 +264,19 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
             f"env share of sampling time ≈ {_percent(s['env_share_of_sampling'])}   "
             f"of training time ≈ {_percent(s['env_share_of_training'])}",
         ]
+    if "vectorize_comparison" in out:
+        v = out["vectorize_comparison"]
+        lines += [
+            f"training steps/s, iterations 2..{v['iterations']}: default (native vector env) "
+            f"{v['default_train_steps_per_s']:.0f}  vs  one car per env (sync) {v['sync_train_steps_per_s']:.0f}"
+            f"  -> {v['speedup']:.2f}x",
+        ]
     return "\n".join(lines)
 
 
 def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_s: float | None = None,
                         progress_pct: float = 100.0, noop_iterations: int = 3, bench_dir: str | None = None,
-                        seed: int | None = None) -> dict[str, Any]:
+                        seed: int | None = None, sync_iterations: int = 5) -> dict[str, Any]:
     """The `train` benchmark's default: time to lap of the vlidar (or camera, or any) config."""
     folder, temporary = benchmark_dir(bench_dir)
     print(f"benchmark runs in {folder}{' (deleted at the end)' if temporary else ''}", flush=True)
@@ -258,7 +284,8 @@ def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_
         path = config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
         cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
         return {"time_to_lap": run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
-                                               noop_iterations=noop_iterations, seed=seed)}
+                                               noop_iterations=noop_iterations, seed=seed,
+                                               sync_iterations=sync_iterations)}
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
