@@ -27,3 +27,27 @@ def test_a_remote_traceback_text_saying_so_counts_too(tmp_path):
 
 def test_another_failure_on_a_disk_with_room_is_not_called_a_full_disk(tmp_path):
     assert find_disk_full(ValueError("something else"), tmp_path / "run") is None
+
+
+def test_library_tracebacks_become_one_console_line_and_are_kept_in_the_run_folder(tmp_path, capsys):
+    import logging
+    import sys
+
+    from control.training.tune_run import OneLineLibraryErrors
+
+    console = logging.StreamHandler(sys.stderr)
+    ray_logger = logging.getLogger("ray")
+    ray_logger.addHandler(console)
+    quiet = OneLineLibraryErrors(tmp_path)
+    quiet.install()
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            logging.getLogger("ray.tune.execution.experiment_state").error("Saving experiment state failed: ", exc_info=True)
+    finally:
+        quiet.uninstall()
+        ray_logger.removeHandler(console)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" in (tmp_path / OneLineLibraryErrors.LOG_FILENAME).read_text()

@@ -11,7 +11,7 @@ from ray.tune import Callback
 
 from control.errors import UserError
 from control.redact import redact_mapping
-from control.training.error_cause import find_user_error
+from control.training.error_cause import find_disk_full, find_user_error
 from control.training.stop import RunStopper, StopConditions
 from control.training.stop_signal import StopSignal
 
@@ -108,9 +108,14 @@ def run_tune(algo_config: Any, *, run_folder: Path, stop: StopConditions, checkp
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     if own_signal:
         stop_signal.install()
+    quiet = OneLineLibraryErrors(run_folder) if verbose < 2 else None
     try:
+        if quiet is not None:
+            quiet.install()
         results = tuner.fit()
     finally:
+        if quiet is not None:
+            quiet.uninstall()
         if own_signal:
             stop_signal.uninstall()
         if previous is None:
@@ -122,6 +127,9 @@ def run_tune(algo_config: Any, *, run_folder: Path, stop: StopConditions, checkp
         found = find_user_error(result.error)  # the project's own error, wherever in Ray it was raised
         if found is not None:
             raise found from None
+        disk_full = find_disk_full(result.error, run_folder)
+        if disk_full is not None:
+            raise disk_full from None
         raise UserError(f"training failed: {_first_line(result.error)} (full log under {result.path})")
     metrics = result.metrics or {}
     checkpoint = Path(result.checkpoint.path) if result.checkpoint is not None else None
@@ -139,3 +147,48 @@ def _first_line(error: BaseException) -> str:
     """The last meaningful line of a (possibly remote) error: the cause a user needs to read."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     return lines[-1] if lines else type(error).__name__
+
+
+class OneLineLibraryErrors(logging.Filter):
+    """Ray/Tune's own error logs on the console as one line each; their tracebacks go to RUN/driver_errors.log.
+
+    The CLI promises one line per error: a traceback Tune logs on the way (a failed experiment-state
+    upload, a trial error) would bury it. The full text is kept, not dropped. `-v 2` shows it all.
+    """
+
+    LOG_FILENAME = "driver_errors.log"
+
+    def __init__(self, run_folder: Path) -> None:
+        super().__init__()
+        self.log_path = Path(run_folder) / self.LOG_FILENAME
+        self._handlers: list[logging.Handler] = []
+
+    def install(self) -> None:
+        """Filter the console handlers of Ray's logger (Tune's loggers propagate to it)."""
+        self._handlers = [h for h in logging.getLogger("ray").handlers if isinstance(h, logging.StreamHandler)]
+        for handler in self._handlers:
+            handler.addFilter(self)
+
+    def uninstall(self) -> None:
+        """Take the filter off again."""
+        for handler in self._handlers:
+            handler.removeFilter(self)
+        self._handlers = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, without its traceback, which is appended to the log file."""
+        if not record.exc_info:
+            return True
+        full = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s").format(record)
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(full + "\n")
+            where = f" (traceback in {self.log_path})"
+        except OSError:  # the disk may be full: the one line still goes out
+            where = ""
+        error = record.exc_info[1]
+        record.msg = f"{record.getMessage()} {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}{where}"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        return True
