@@ -289,3 +289,18 @@ def test_bots_and_crashes_do_not_depend_on_the_batch_size():
         assert (term_a[0], info_a["episode_status"][0]) == (term_b[0], info_b["episode_status"][0])
         statuses.update(info_b["episode_status"].tolist())
     assert "in_progress" in statuses
+
+
+def test_lidar_rays_stop_at_a_box(tmp_path):
+    from control.env.racing_env import RacingEnv
+
+    path = _rectangle_track().to_npy(tmp_path / "rectangle.npy")
+    config = {"track": str(path), "start": {"mode": "fixed", "waypoint": 4}, "observation": {"type": "vlidar", "angles_deg": [0, 90],
+              "max_range_m": 10.0, "ego_features": False}}
+    # The car at (2, 0) heading +x; a box spanning y -0.15..0.65 with its near face at x = 5.85.
+    boxed = RacingEnv({**config, "race": {"type": "object_avoidance", "positions": [[0.1, 1]], "box_width_m": 0.8}})
+    obs, _ = boxed.reset(seed=0)
+    assert obs[0] == pytest.approx(0.385, abs=1e-6)  # 3.85 m of 10
+    assert obs[1] == pytest.approx(0.05, abs=1e-6)  # sideways: the border 0.5 m to the left, as without the box
+    plain, _ = RacingEnv(config).reset(seed=0)
+    assert plain[0] == pytest.approx(1.0) and plain[1] == pytest.approx(0.05, abs=1e-6)

@@ -98,6 +98,17 @@ class VirtualLidarObservation(ObservationType):
                           limits.max_speed_mps, limits.max_steering_rad, self.last_distances_m, out)
             if out is not obs:
                 obs[rows] = out
+        objects = race.race_objects
+        if objects is not None and objects.num_objects:
+            from control.sim.objects import ray_rectangle_distances
+
+            # Rays stop at boxes and bots too: each ray reads the nearer of the border and the objects.
+            rect = [a[idx] for a in objects.rectangles()]
+            hit_m = ray_rectangle_distances(np.c_[st.x_m[idx], st.y_m[idx]], st.yaw_rad[idx, None] + self.angles_rad, *rect,
+                                            self.max_range_m)
+            nearer_m = np.minimum(self.last_distances_m[idx], hit_m)
+            self.last_distances_m[idx] = nearer_m
+            obs[:, :n] = nearer_m / self.max_range_m
         return obs
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from control.sim.base import BatchedSimulator, CarStates, VehicleLimits, VehicleState
+from control.sim.objects import RaceObjects
 from control.track.track import Track
 
 
@@ -23,6 +24,7 @@ class RaceView(Protocol):
     sim: BatchedSimulator
     states: CarStates
     rngs: list[np.random.Generator | None]  # each car's generator (drawn from at its episode starts)
+    race_objects: RaceObjects | None  # boxes or bot cars on the track (env_config.race); None in time trials
 
     @property
     def limits(self) -> VehicleLimits:
