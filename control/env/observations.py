@@ -103,9 +103,8 @@ class VirtualLidarObservation(ObservationType):
             from control.sim.objects import ray_rectangle_distances
 
             # Rays stop at boxes and bots too: each ray reads the nearer of the border and the objects.
-            rect = [a[idx] for a in objects.rectangles()]
-            hit_m = ray_rectangle_distances(np.c_[st.x_m[idx], st.y_m[idx]], st.yaw_rad[idx, None] + self.angles_rad, *rect,
-                                            self.max_range_m)
+            hit_m = ray_rectangle_distances(np.stack((st.x_m[idx], st.y_m[idx]), axis=1), st.yaw_rad[idx, None] + self.angles_rad,
+                                            *objects.rectangles(), self.max_range_m, rows=idx)
             nearer_m = np.minimum(self.last_distances_m[idx], hit_m)
             self.last_distances_m[idx] = nearer_m
             obs[:, :n] = nearer_m / self.max_range_m

@@ -309,30 +309,61 @@ def rectangles_overlap(car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray
 
 
 def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x: np.ndarray, obj_y: np.ndarray, obj_yaw: np.ndarray,
-                            obj_half_length_m: np.ndarray, obj_half_width_m: np.ndarray, max_range_m: float) -> np.ndarray:
-    """(N, R) distance along each ray (origins (N, 2), world angles (N, R)) to the nearest object rectangle (N, M), capped.
+                            obj_half_length_m: np.ndarray, obj_half_width_m: np.ndarray, max_range_m: float,
+                            rows: np.ndarray | None = None) -> np.ndarray:
+    """(K, R) distance along each ray (origins (K, 2), world angles (K, R)) to the nearest object rectangle, capped.
 
-    Slab method in each rectangle's frame; an origin inside a rectangle reads 0.
+    Ray row k meets the rectangles of env rows[k] (objects (N, M); rows defaults to 0..K-1). Slab method in
+    each rectangle's frame, one compiled pass; an origin inside a rectangle reads 0.
     """
-    if np.shape(obj_x)[1] == 0:
-        return np.full(np.shape(angles_rad), float(max_range_m))
     origins = np.asarray(origins_m, dtype=np.float64)
-    dx_w, dy_w = np.cos(angles_rad)[:, :, None], np.sin(angles_rad)[:, :, None]  # (N, R, 1)
-    cos_b, sin_b = np.cos(obj_yaw)[:, None, :], np.sin(obj_yaw)[:, None, :]  # (N, 1, M)
-    rx, ry = (origins[:, 0:1] - obj_x)[:, None, :], (origins[:, 1:2] - obj_y)[:, None, :]
-    ox, oy = rx * cos_b + ry * sin_b, -rx * sin_b + ry * cos_b  # origin in each rectangle's frame
-    dx, dy = dx_w * cos_b + dy_w * sin_b, -dx_w * sin_b + dy_w * cos_b  # (N, R, M) direction there
-    # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
-    dx = np.where(np.abs(dx) < _EPS, _EPS, dx)
-    dy = np.where(np.abs(dy) < _EPS, _EPS, dy)
-    hl, hw = obj_half_length_m[:, None, :], obj_half_width_m[:, None, :]
-    tx1, tx2 = (-hl - ox) / dx, (hl - ox) / dx
-    ty1, ty2 = (-hw - oy) / dy, (hw - oy) / dy
-    t_near = np.maximum(np.minimum(tx1, tx2), np.minimum(ty1, ty2))
-    t_far = np.minimum(np.maximum(tx1, tx2), np.maximum(ty1, ty2))
-    hit = (t_near <= t_far) & (t_far >= 0)
-    t = np.where(hit, np.maximum(t_near, 0.0), np.inf)
-    return np.minimum(t.min(axis=2), float(max_range_m))
+    angles = np.ascontiguousarray(angles_rad, dtype=np.float64)
+    rows = np.arange(len(origins), dtype=np.intp) if rows is None else np.asarray(rows, dtype=np.intp)
+    out = np.full(angles.shape, float(max_range_m))
+    columns = [np.ascontiguousarray(a, dtype=np.float64) for a in (obj_x, obj_y, obj_yaw, obj_half_length_m, obj_half_width_m)]
+    _rays_to_rectangles(rows, np.ascontiguousarray(origins[:, 0]), np.ascontiguousarray(origins[:, 1]), angles, *columns, out)
+    return out
+
+
+@numba.njit(cache=True)
+def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
+    """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method).
+
+    A rectangle whose bounding circle lies beyond every ray's current reading, or behind a ray, is skipped.
+    """
+    num_rays = angles.shape[1]
+    cw, sw = np.empty(num_rays), np.empty(num_rays)
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        longest = 0.0
+        for r in range(num_rays):
+            cw[r], sw[r] = math.cos(angles[k, r]), math.sin(angles[k, r])
+            longest = max(longest, out[k, r])
+        for j in range(obj_x.shape[1]):
+            hl, hw = obj_hl[i, j], obj_hw[i, j]
+            rx, ry = ox[k] - obj_x[i, j], oy[k] - obj_y[i, j]
+            radius = math.sqrt(hl * hl + hw * hw)
+            if math.sqrt(rx * rx + ry * ry) - radius >= longest:
+                continue
+            cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
+            px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
+            for r in range(num_rays):
+                if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
+                    continue
+                dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
+                # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
+                if abs(dx) < _EPS:
+                    dx = _EPS
+                if abs(dy) < _EPS:
+                    dy = _EPS
+                tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
+                ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
+                t_near = max(min(tx1, tx2), min(ty1, ty2))
+                t_far = min(max(tx1, tx2), max(ty1, ty2))
+                if t_near <= t_far and t_far >= 0.0:
+                    t = max(t_near, 0.0)
+                    if t < out[k, r]:
+                        out[k, r] = t
 
 
 @dataclass
