@@ -51,9 +51,6 @@ def real_docker():
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="control.training.error_cause.find_user_error returns Ray's RayTaskError(PortInUseError) "
-                   "twin for an error raised in the trial actor (num_env_runners: 0), and the CLI prints its first line, "
-                   "Ray's 'ray::PPO.train() (pid=...)' banner, instead of the message (issue 10 item 2)")
 def test_training_refuses_a_carla_port_someone_else_serves_in_one_line(ray_session, real_docker, tmp_path, capsys):
     # Launch mode, and something already listens on the local runner's RPC port: the run stops with the
     # one-line error naming that port instead of driving a server it did not start.

@@ -69,10 +69,17 @@ def parse_user_error(text: str) -> UserError | None:
     return None
 
 
+def _is_ray_wrapper(error: BaseException) -> bool:
+    """True for the exception classes Ray makes to carry a remote error (RayTaskError and its dual twins)."""
+    return any(cls.__name__.startswith("RayTaskError") or cls.__module__.startswith("ray.") for cls in type(error).__mro__[:2])
+
+
 def find_user_error(error: BaseException) -> UserError | None:
     """The UserError that caused `error` (an object in its chain, else parsed from its tracebacks)."""
     for link in _chain(error):
-        if isinstance(link, UserError):
+        # Ray's `RayTaskError(PortInUseError)` twin is a UserError too, but its message is Ray's banner and
+        # traceback: the original (its `.cause`, later in the chain) or the traceback's last line says it.
+        if isinstance(link, UserError) and not _is_ray_wrapper(link):
             return link
     for text in _texts(error):
         found = parse_user_error(text)
