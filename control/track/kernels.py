@@ -11,6 +11,28 @@ import numba
 import numpy as np
 
 
+# inline="always": inlined into both kernels at numba IR level, so the shared loop costs no call per point.
+@numba.njit(cache=True, inline="always")
+def closest_segment(qx, qy, nearest, window, count, local, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y):  # pragma: no cover - compiled
+    """(segment, t along it, squared distance, side) of the segment closest to (qx, qy), Track.project's order.
+
+    The `count` segments searched start `window` before `nearest` (wrapping) when `local`, else all of them.
+    """
+    n = start_x.shape[0]
+    best_d2, best_seg, best_t, best_side = np.inf, 0, 0.0, 0.0
+    for k in range(count):
+        i = (nearest - window + k) % n if local else k
+        rx, ry = qx - start_x[i], qy - start_y[i]
+        t = (rx * vec_x[i] + ry * vec_y[i]) / len2[i]
+        t = min(max(t, 0.0), 1.0)
+        dx, dy = rx - t * vec_x[i], ry - t * vec_y[i]
+        d2 = dx * dx + dy * dy
+        if d2 < best_d2:
+            best_d2, best_seg, best_t = d2, i, t
+            best_side = unit_x[i] * ry - unit_y[i] * rx
+    return best_seg, best_t, best_d2, best_side
+
+
 @numba.njit(cache=True)
 def project_cars(px, py, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y, window, out_seg, out_t, out_d2, out_side):  # pragma: no cover - compiled
     """For each car (row of px/py, P points), the closest centerline segment of each point.
@@ -38,17 +60,8 @@ def project_cars(px, py, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y, w
                     best, nearest = d, i
         count = 2 * window + 1 if local else n
         for p in range(num_points):
-            best_d2, best_seg, best_t, best_side = np.inf, 0, 0.0, 0.0
-            for k in range(count):
-                i = (nearest - window + k) % n if local else k
-                rx, ry = px[c, p] - start_x[i], py[c, p] - start_y[i]
-                t = (rx * vec_x[i] + ry * vec_y[i]) / len2[i]
-                t = min(max(t, 0.0), 1.0)
-                dx, dy = rx - t * vec_x[i], ry - t * vec_y[i]
-                d2 = dx * dx + dy * dy
-                if d2 < best_d2:
-                    best_d2, best_seg, best_t = d2, i, t
-                    best_side = unit_x[i] * ry - unit_y[i] * rx
+            best_seg, best_t, best_d2, best_side = closest_segment(px[c, p], py[c, p], nearest, window, count, local, start_x,
+                                                                   start_y, vec_x, vec_y, len2, unit_x, unit_y)
             out_seg[c, p], out_t[c, p], out_d2[c, p], out_side[c, p] = best_seg, best_t, best_d2, best_side
 
 
@@ -160,17 +173,8 @@ def project_race(rows, x, y, wheels, start_x, start_y, vec_x, vec_y, len2, unit_
         for p in range(5):
             qx = x[c] if p == 0 else wheels[c, p - 1, 0]
             qy = y[c] if p == 0 else wheels[c, p - 1, 1]
-            best_d2, best_seg, best_t, best_side = np.inf, 0, 0.0, 0.0
-            for k in range(count):
-                i = (nearest - window + k) % n if local else k
-                rx, ry = qx - start_x[i], qy - start_y[i]
-                t = (rx * vec_x[i] + ry * vec_y[i]) / len2[i]
-                t = min(max(t, 0.0), 1.0)
-                dx, dy = rx - t * vec_x[i], ry - t * vec_y[i]
-                d2 = dx * dx + dy * dy
-                if d2 < best_d2:
-                    best_d2, best_seg, best_t = d2, i, t
-                    best_side = unit_x[i] * ry - unit_y[i] * rx
+            best_seg, best_t, best_d2, best_side = closest_segment(qx, qy, nearest, window, count, local, start_x, start_y,
+                                                                   vec_x, vec_y, len2, unit_x, unit_y)
             nxt = best_seg + 1 if best_seg + 1 < n else 0
             half_width = 0.5 * (width[best_seg] * (1 - best_t) + width[nxt] * best_t)
             dist = math.sqrt(best_d2)
