@@ -9,7 +9,6 @@ training); its lap rate per track.
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,9 +193,7 @@ def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = Fals
                               generalisation: bool = False, minutes: float = 15.0, episodes: int = 5,
                               bench_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
     """The `train --quality` and/or `train --generalisation` benchmarks, in a benchmark folder."""
-    folder, temporary = benchmark_dir(bench_dir)
-    print(f"benchmark runs in {folder}{' (deleted at the end)' if temporary else ''}", flush=True)
-    try:
+    with benchmark_dir(bench_dir) as folder:
         results: dict[str, Any] = {}
         if quality:
             results["quality"] = run_quality(config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
@@ -205,6 +202,3 @@ def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = Fals
             results["generalisation"] = run_generalisation(config_path(config, PROCEDURAL_CONFIG), folder,
                                                            minutes=minutes, episodes=episodes, seed=seed)
         return results
-    finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)

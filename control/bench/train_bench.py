@@ -9,7 +9,6 @@ same spaces (control/bench/noop_env.py) gives the cost of RLlib alone; the diffe
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -278,14 +277,9 @@ def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_
                         progress_pct: float = 100.0, noop_iterations: int = 3, bench_dir: str | None = None,
                         seed: int | None = None, sync_iterations: int = 5) -> dict[str, Any]:
     """The `train` benchmark's default: time to lap of the vlidar (or camera, or any) config."""
-    folder, temporary = benchmark_dir(bench_dir)
-    print(f"benchmark runs in {folder}{' (deleted at the end)' if temporary else ''}", flush=True)
-    try:
-        path = config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
-        cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
+    path = config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
+    cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
+    with benchmark_dir(bench_dir) as folder:
         return {"time_to_lap": run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
                                                noop_iterations=noop_iterations, seed=seed,
                                                sync_iterations=sync_iterations)}
-    finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)

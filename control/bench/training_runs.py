@@ -1,11 +1,14 @@
 """Training runs for the benchmarks: the shipped configs, one run through ppo_train.py's code, its result.json."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,13 +79,21 @@ def train_config(config: Path, results_dir: Path, name: str, *, progress_pct: fl
                        stop_reason=outcome.stop_reason, checkpoint=outcome.checkpoint)
 
 
-def benchmark_dir(keep_in: str | Path | None) -> tuple[Path, bool]:
-    """(folder for the runs, whether to delete it afterwards): a temporary folder unless one is given."""
+@contextlib.contextmanager
+def benchmark_dir(keep_in: str | Path | None) -> Iterator[Path]:
+    """The folder for a benchmark's runs: `keep_in` (kept), else a temporary folder deleted at the end."""
     if keep_in:
         path = Path(keep_in).resolve()
         path.mkdir(parents=True, exist_ok=True)
-        return path, False
-    return Path(tempfile.mkdtemp(prefix="bench_train_")), True
+        print(f"benchmark runs in {path}", flush=True)
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    print(f"benchmark runs in {path} (deleted at the end)", flush=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def display_path(path: Path) -> str:
