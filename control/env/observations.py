@@ -1,4 +1,4 @@
-"""Observation types: virtual lidar (rays to the track borders), front camera, or both.
+"""Observation types: virtual lidar (rays to the track borders), front camera, stereo cameras, or both.
 
 Each type observes N cars at once from the race core's public state (`control/env/race.py`):
 `observe(race, idx, reset)` returns the observations of cars `idx` stacked on a first axis.
@@ -131,6 +131,7 @@ class CameraObservation(ObservationType):
         self.channels = 3 if cfg["rgb"] else 1
         self._stack: np.ndarray | None = None  # (N, H, W, C * frame_stack), oldest frame first
         self.appearance = CameraAppearance(cfg["randomize"], self.channels)
+        self.object_pixels = np.zeros(0, dtype=np.int64)  # (N,) pixels showing a box or bot in each car's latest built-in frame
 
     def space(self) -> gym.Space:
         shape = (self.config["height_px"], self.config["width_px"], self.channels * self.config["frame_stack"])
@@ -142,7 +143,11 @@ class CameraObservation(ObservationType):
         """(k, H, W, C) frames of cars idx."""
         from control.sim.camera import GRAY_WEIGHTS
 
-        images = race.sim.camera_images(idx)
+        if self._needs_own_render(race):
+            st = race.states
+            images = self._builtin_views(race, idx, st.x_m[idx], st.y_m[idx], st.yaw_rad[idx])
+        else:
+            images = race.sim.camera_images(idx)
         if images is None:
             raise ConfigError(f"the {race.config['simulator']} simulator has no camera; use observation type vlidar")
         if images.ndim == 3:
@@ -151,15 +156,49 @@ class CameraObservation(ObservationType):
             images = (images @ GRAY_WEIGHTS).astype(np.uint8)[..., None]
         return images
 
+    def _needs_own_render(self, race: "RaceView") -> bool:
+        """Whether frames need the built-in camera's own lenses or objects (else the backend's plain frames, bit for bit)."""
+        objects = race.race_objects
+        return self.appearance.jitters_pose or (objects is not None and objects.num_objects > 0 and race.config["simulator"] == "builtin")
+
+    def _builtin_views(self, race: "RaceView", idx: np.ndarray, x_m: np.ndarray, y_m: np.ndarray, yaw_rad: np.ndarray) -> np.ndarray:
+        """Built-in camera frames of cars idx seen from poses (x_m, y_m, yaw_rad) (k,): their lenses, the race's objects painted in."""
+        from control.sim.camera import ObjectBoxes
+
+        sim = race.sim
+        if not hasattr(sim, "camera") or race.config["simulator"] != "builtin":
+            raise ConfigError(f"observation: camera pose jitter and stereo cameras need the builtin simulator, not {race.config['simulator']!r}; "
+                              f"set randomize.camera_height_m, camera_pitch_deg and camera_fov_deg to 0 or use type camera")
+        if len(self.object_pixels) != race.num_cars:
+            self.object_pixels = np.zeros(race.num_cars, dtype=np.int64)
+        objects = race.race_objects
+        boxes = None
+        if objects is not None and objects.num_objects:
+            boxes = ObjectBoxes.of_race(objects, objects.config.box_height_m, objects.config.bot_height_m)
+        lens = self.appearance.lens_poses(sim.camera_spec, idx) if self.appearance.jitters_pose else None
+        spec = sim.camera_spec
+        out = np.empty((len(idx), spec.height_px, spec.width_px) + ((3,) if spec.rgb else ()), dtype=np.uint8)
+        for track, rows in race.groups_by_track(idx):
+            cam = sim.camera(track)
+            out[rows] = cam.render_batch(x_m[rows], y_m[rows], yaw_rad[rows], lens=None if lens is None else lens.take(rows),
+                                         objects=boxes, rows=idx[rows])
+            self.object_pixels[idx[rows]] = cam.last_object_pixels
+        return out
+
+    def _looks(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Frames (k, H, W, C) of cars idx in their looks."""
+        return self.appearance.apply(frames, idx)
+
     def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
-        frames = self._frames(race, idx)
-        if self.appearance.enabled:  # new looks for cars starting an episode, then this frame in each car's looks
+        if self.appearance.enabled:  # new looks (and lens poses) for cars starting an episode, before their frames are rendered
             if np.ndim(reset) == 0:
                 starting = idx if reset else idx[:0]
             else:
                 starting = idx[np.asarray(reset, dtype=bool)[idx]]
             self.appearance.redraw(starting, race.rngs, race.num_cars)
-            frames = self.appearance.apply(frames, idx)
+        frames = self._frames(race, idx)
+        if self.appearance.enabled:  # this frame in each car's looks
+            frames = self._looks(frames, idx)
         stack, c = int(self.config["frame_stack"]), frames.shape[-1]
         if stack == 1:
             obs = frames
@@ -178,6 +217,46 @@ class CameraObservation(ObservationType):
         if self.config["normalize"]:
             return obs.astype(np.float32) * np.float32(1 / 255)
         return obs
+
+
+# DeepRacer's stereo pair: two cameras 0.06 m apart (left and right lens joints at y = +-0.03 m, both pitched
+# 0.2618 rad = 15 degrees down), aws-deepracer/aws-deepracer deepracer_description/models/xacro/urdf/
+# deepracer_stereo_cameras_urdf.xacro (zed_camera_joint_leftcam / zed_camera_joint_rightcam).
+STEREO_BASELINE_M = 0.06
+
+
+class StereoCameraObservation(CameraObservation):
+    """DeepRacer's STEREO_CAMERAS: two front cameras baseline_m apart, left and right frames on the channel axis (H, W, 2) gray."""
+
+    class Settings(CameraObservation.Settings):
+        """env_config.observation for type stereo_camera (the camera's keys, and the baseline)."""
+
+        baseline_m: PositiveNumber = Field(STEREO_BASELINE_M, description="distance between the two lenses, m (DeepRacer: 0.06)")
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        self.channels = 2 * (3 if self.config["rgb"] else 1)  # left then right; the appearance works on each camera's channels
+        self.appearance = CameraAppearance(self.config["randomize"], self.channels // 2)
+
+    def _frames(self, race: "RaceView", idx: np.ndarray) -> np.ndarray:
+        """(k, H, W, 2C): the left camera's frame, then the right one's; each a single camera moved half the baseline sideways."""
+        st = race.states
+        x, y, yaw = st.x_m[idx], st.y_m[idx], st.yaw_rad[idx]
+        half_m = 0.5 * float(self.config["baseline_m"])
+        left_x, left_y = -np.sin(yaw) * half_m, np.cos(yaw) * half_m  # half the baseline along the car's left axis
+        views = []
+        pixels = np.zeros(len(idx), dtype=np.int64)
+        for sign in (1.0, -1.0):
+            frames = self._builtin_views(race, idx, x + sign * left_x, y + sign * left_y, yaw)
+            pixels += self.object_pixels[idx]
+            views.append(frames if frames.ndim == 4 else frames[..., None])
+        self.object_pixels[idx] = pixels
+        return np.concatenate(views, axis=-1)
+
+    def _looks(self, frames: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Each camera's frame in the car's looks (the same looks, each camera its own sensor noise)."""
+        half = self.channels // 2
+        return np.concatenate([self.appearance.apply(frames[..., :half], idx), self.appearance.apply(frames[..., half:], idx)], axis=-1)
 
 
 class CombinedObservation(ObservationType):
@@ -205,6 +284,7 @@ class CombinedObservation(ObservationType):
 OBSERVATION_TYPES: dict[str, type[ObservationType]] = {
     "vlidar": VirtualLidarObservation,
     "camera": CameraObservation,
+    "stereo_camera": StereoCameraObservation,
     "both": CombinedObservation,
 }
 

@@ -2,8 +2,10 @@
 
 Only pixels change; rays, params and rewards never do. Each car gets new looks when its episode
 starts: colours of the built-in camera's palette classes (grass, road, border and centre lines,
-sky), brightness, contrast, gamma, sensor-noise strength and blur. They stay fixed for the
-episode; the noise itself is fresh every frame. Looks come from a child of the car's generator
+sky), brightness, contrast, gamma, sensor-noise strength and blur, and the camera's pose: lens
+height, pitch and field of view jittered around the simulator's camera (issue 13; the built-in
+camera renders each car through its own lens). They stay fixed for the episode; the noise itself
+is fresh every frame. Looks come from a child of the car's generator
 (`Generator.spawn`), which leaves the car's own stream, and so its tracks and start poses, as they
 would be without randomisation. Everything is vectorised over (k, H, W, C) uint8 frames.
 """
@@ -15,13 +17,16 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field, Strict
 
-from control.config_schema import Expect, Flag, Section
-from control.sim.camera import PALETTE_GRAY, PALETTE_RGB
+from control.config_schema import Expect, Flag, NonNegativeNumber, Section
+from control.sim.base import CameraSpec
+from control.sim.camera import PALETTE_GRAY, PALETTE_RGB, LensPoses
 
 Fraction = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False), Expect("a number in [0, 1]")]
 BelowOne = Annotated[float, Strict(), Field(ge=0, lt=1, allow_inf_nan=False), Expect("a number in [0, 1)")]
 NUM_CLASSES = len(PALETTE_RGB)
 _UNKNOWN = NUM_CLASSES  # a pixel that is no palette colour (another backend's frame): its colour is kept
+# A jittered lens stays a camera that sees the ground: these bounds clip the drawn pose.
+MIN_LENS_HEIGHT_M, MAX_PITCH_DEG, MIN_FOV_DEG, MAX_FOV_DEG = 0.01, 85.0, 5.0, 175.0
 
 
 class AppearanceRandomization(Section):
@@ -35,6 +40,9 @@ class AppearanceRandomization(Section):
     gamma: BelowOne = Field(0.3, description="gamma drawn in [1 - gamma, 1 + gamma]")
     noise_std: Fraction = Field(0.03, description="largest sensor-noise standard deviation (per episode in [0, noise_std]), fraction of full scale")
     blur: Fraction = Field(0.5, description="largest blend towards a 3x3 box blur (per episode in [0, blur])")
+    camera_height_m: NonNegativeNumber = Field(0.0, description="lens height moves by up to this per episode, m (0: off; e.g. 0.02)")
+    camera_pitch_deg: NonNegativeNumber = Field(0.0, description="lens pitch moves by up to this per episode, degrees (0: off; e.g. 3)")
+    camera_fov_deg: NonNegativeNumber = Field(0.0, description="horizontal field of view moves by up to this per episode, degrees (0: off; e.g. 10)")
 
 
 def _class_lookup(palette: np.ndarray) -> np.ndarray:
@@ -70,6 +78,8 @@ class CameraAppearance:
         self.base_palette = base.astype(np.float32)  # (classes, C)
         self._lookup = _class_lookup(base)
         self._noise_rng: np.random.Generator | None = None
+        # The pose jitter needs the built-in camera's per-car lenses; without it frames come from the plain gather.
+        self.jitters_pose = self.enabled and any(settings.get(k, 0.0) > 0 for k in ("camera_height_m", "camera_pitch_deg", "camera_fov_deg"))
         self._size(0)
 
     def _size(self, num_cars: int) -> None:
@@ -80,6 +90,9 @@ class CameraAppearance:
         self.gamma = np.ones(num_cars, dtype=np.float32)
         self.noise_std = np.zeros(num_cars, dtype=np.float32)
         self.blur = np.zeros(num_cars, dtype=np.float32)
+        self.height_offset_m = np.zeros(num_cars)  # the lens pose's jitter, added to the simulator's camera
+        self.pitch_offset_deg = np.zeros(num_cars)
+        self.fov_offset_deg = np.zeros(num_cars)
 
     def redraw(self, cars: np.ndarray, rngs: Sequence[np.random.Generator], num_cars: int) -> None:
         """New looks for `cars` (their episodes start), each from a child of its own generator in `rngs`."""
@@ -95,8 +108,22 @@ class CameraAppearance:
             self.gamma[i] = rng.uniform(1 - s["gamma"], 1 + s["gamma"])
             self.noise_std[i] = rng.uniform(0, s["noise_std"])
             self.blur[i] = rng.uniform(0, s["blur"])
+            # Drawn after the looks, from the same child: turning the jitter on changes no colour draw.
+            self.height_offset_m[i] = rng.uniform(-s["camera_height_m"], s["camera_height_m"])
+            self.pitch_offset_deg[i] = rng.uniform(-s["camera_pitch_deg"], s["camera_pitch_deg"])
+            self.fov_offset_deg[i] = rng.uniform(-s["camera_fov_deg"], s["camera_fov_deg"])
         if len(cars):  # one stream for every car's per-frame noise, from the latest reset: a seeded reset repeats it
             self._noise_rng = rng.spawn(1)[0]
+
+    def lens_poses(self, spec: CameraSpec, cars: np.ndarray) -> LensPoses:
+        """The jittered lenses of `cars`: the simulator's camera `spec` moved by each car's drawn offsets (clipped to a valid camera)."""
+        k = len(cars)
+        base = LensPoses.of_spec(spec, k)
+        return LensPoses(
+            height_m=np.maximum(base.height_m + self.height_offset_m[cars], MIN_LENS_HEIGHT_M),
+            pitch_down_deg=np.clip(base.pitch_down_deg + self.pitch_offset_deg[cars], -MAX_PITCH_DEG, MAX_PITCH_DEG),
+            fov_deg=np.clip(base.fov_deg + self.fov_offset_deg[cars], MIN_FOV_DEG, MAX_FOV_DEG),
+            x_offset_m=base.x_offset_m, y_offset_m=base.y_offset_m)
 
     def apply(self, frames: np.ndarray, cars: np.ndarray) -> np.ndarray:
         """(k, H, W, C) uint8 frames of `cars` with their looks: a new uint8 array of the same shape."""

@@ -5,10 +5,18 @@ road, border line, centerline). Each pixel's ray is intersected with the ground 
 the car frame; a frame is then a rotation + translation of those ground points into the
 world, a conversion to texture indices and two gathers (texture -> class -> colour).
 No per-pixel Python, a few hundred microseconds per 160x120 frame.
+
+Two compiled extensions share the pixel rays' geometry: `LensPoses` gives each car its own
+lens height, pitch, field of view and mounting offsets (per-episode pose jitter, stereo pairs),
+and `ObjectBoxes` (DeepRacer's boxes and bot cars as upright oriented boxes) are painted over
+the ground where a pixel's ray meets one first (ray/box slab test over each car's few objects,
+within the object's projected bounding rectangle only). Without either, a frame is the plain
+ground gather, bit for bit.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -35,6 +43,17 @@ PALETTE_RGB = np.array(
 # ITU-R 601 luma: the one RGB -> gray conversion (the env converts a backend's RGB frames with it too).
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])
 PALETTE_GRAY = np.round(PALETTE_RGB.astype(np.float64) @ GRAY_WEIGHTS).astype(np.uint8)
+
+# Objects: (kind, face) -> RGB. Kinds as control.sim.objects (0 box, 1 bot car); faces: ends (along the
+# object's length axis), sides, top. The shades make a volume read as 3D; DeepRacer's boxes are bright,
+# its bot cars dark. First channels (gray and red) differ from every palette class's, so the appearance
+# randomisation leaves object pixels their colour (control/sim/appearance.py tells classes by them).
+FACE_SHADES = np.array([0.82, 0.64, 1.0])
+OBJECT_BASE_RGB = np.array([(235, 140, 40), (30, 100, 200)], dtype=np.float64)  # orange box, blue bot car
+OBJECT_RGB = np.round(OBJECT_BASE_RGB[:, None, :] * FACE_SHADES[None, :, None]).astype(np.uint8)  # (kinds, faces, 3)
+OBJECT_GRAY = np.round(OBJECT_RGB.astype(np.float64) @ GRAY_WEIGHTS).astype(np.uint8)  # (kinds, faces)
+assert not set(OBJECT_GRAY.ravel().tolist()) & set(PALETTE_GRAY.tolist())
+assert not set(OBJECT_RGB[..., 0].ravel().tolist()) & set(PALETTE_RGB[:, 0].tolist())
 
 BORDER_LINE_WIDTH_M = 0.05  # DeepRacer tapes 2-inch white lines on the track edges
 CENTERLINE_WIDTH_M = 0.04
@@ -102,6 +121,48 @@ def _centerline_dashes(center_m: np.ndarray) -> list[np.ndarray]:
     return dashes
 
 
+@dataclass(frozen=True)
+class LensPoses:
+    """Each car's lens for one batch of frames: every field is (k,), in the car frame (x forward, y left)."""
+
+    height_m: np.ndarray  # lens height above the ground
+    pitch_down_deg: np.ndarray  # optical axis below the horizon (positive = down)
+    fov_deg: np.ndarray  # horizontal field of view
+    x_offset_m: np.ndarray  # ahead of the car's centre
+    y_offset_m: np.ndarray  # left of the car's centre (a stereo pair's half baseline)
+
+    @classmethod
+    def of_spec(cls, spec: CameraSpec, k: int, y_offset_m: float = 0.0) -> "LensPoses":
+        """k copies of the spec's lens, moved y_offset_m to the left."""
+        def full(v: float) -> np.ndarray:
+            return np.full(k, float(v))
+        return cls(full(spec.height_m), full(spec.pitch_down_deg), full(spec.fov_deg), full(spec.x_offset_m), full(y_offset_m))
+
+    def take(self, rows: np.ndarray) -> "LensPoses":
+        """The lenses of positions `rows`."""
+        return LensPoses(self.height_m[rows], self.pitch_down_deg[rows], self.fov_deg[rows], self.x_offset_m[rows], self.y_offset_m[rows])
+
+
+@dataclass(frozen=True)
+class ObjectBoxes:
+    """Upright boxes standing on the ground, for the envs of a batch: every field is (N, M)."""
+
+    x_m: np.ndarray  # centre of the footprint
+    y_m: np.ndarray
+    yaw_rad: np.ndarray  # direction of the length axis
+    half_length_m: np.ndarray
+    half_width_m: np.ndarray
+    height_m: np.ndarray
+    kind: np.ndarray  # 0 box, 1 bot car (control.sim.objects.KIND_BOX / KIND_BOT): picks the colour
+
+    @classmethod
+    def of_race(cls, objects: Any, box_height_m: float, bot_height_m: float) -> "ObjectBoxes":
+        """The boxes of a control.sim.objects.RaceObjects: its footprints, a height per kind."""
+        x, y, yaw, half_length, half_width = objects.rectangles()
+        kind = np.asarray(objects.state.kind, dtype=np.int64)
+        return cls(x, y, yaw, half_length, half_width, np.where(kind == 1, float(bot_height_m), float(box_height_m)), kind)
+
+
 class GroundCamera:
     """Pinhole camera on the car, looking forward and down at a flat world with the track painted on it."""
 
@@ -153,6 +214,9 @@ class GroundCamera:
         self._ground_fwd_px = (gx * inv_res).ravel()
         self._ground_left_px = (gy * inv_res).ravel()
         self._inv_res = inv_res
+        self.spec = CameraSpec(width_px=self.width_px, height_px=self.height_px, rgb=self.rgb, fov_deg=float(fov_deg),
+                               height_m=float(height_m), pitch_down_deg=float(pitch_deg), x_offset_m=float(x_offset_m))
+        self.last_object_pixels = np.zeros(0, dtype=np.int64)  # per frame of the latest render_batch: pixels showing an object
         self._classes = np.full(self.width_px * self.height_px, SKY, dtype=np.uint8)
 
     def render(self, x_m: float, y_m: float, yaw_rad: float) -> np.ndarray:
@@ -172,16 +236,43 @@ class GroundCamera:
         image = self.palette.take(self._classes, axis=0)  # take: ~4x faster than fancy indexing for RGB
         return image.reshape((self.height_px, self.width_px, 3) if self.rgb else (self.height_px, self.width_px))
 
-    def render_batch(self, x_m: np.ndarray, y_m: np.ndarray, yaw_rad: np.ndarray) -> np.ndarray:
-        """The views of k cars: (k, H, W) gray or (k, H, W, 3) RGB uint8, one compiled gather for all."""
+    def render_batch(self, x_m: np.ndarray, y_m: np.ndarray, yaw_rad: np.ndarray, lens: LensPoses | None = None,
+                     objects: ObjectBoxes | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """The views of k cars: (k, H, W) gray or (k, H, W, 3) RGB uint8, one compiled pass for all.
+
+        lens: each car's own lens (None: the camera's own, precomputed); objects: boxes to paint, frame i
+        seeing the boxes of env rows[i] (rows defaults to 0..k-1). last_object_pixels counts what was painted.
+        """
         k = len(x_m)
         channels = 3 if self.rgb else 1
         out = np.empty((k, self.height_px * self.width_px, channels), dtype=np.uint8)
         palette = self.palette.reshape(len(PALETTE_RGB), channels)
-        _render_frames(np.asarray(x_m, dtype=np.float64), np.asarray(y_m, dtype=np.float64), np.asarray(yaw_rad, dtype=np.float64),
-                       self._inv_res, self._origin_px[0], self._origin_px[1], self._ground_fwd_px, self._ground_left_px,
-                       self._first_ground_px, self._max_col, self._max_row, self._tex_w, self._tex_flat, palette, out)
+        x, y, yaw = (np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (x_m, y_m, yaw_rad))
+        if lens is None:
+            _render_frames(x, y, yaw, self._inv_res, self._origin_px[0], self._origin_px[1], self._ground_fwd_px, self._ground_left_px,
+                           self._first_ground_px, self._max_col, self._max_row, self._tex_w, self._tex_flat, palette, out)
+        else:
+            _render_posed(x, y, yaw, *_lens_columns(lens), self.width_px, self.height_px, self._inv_res, self._origin_px[0],
+                          self._origin_px[1], self._max_col, self._max_row, self._tex_w, self._tex_flat, palette, out)
+        self.last_object_pixels = np.zeros(k, dtype=np.int64)
+        if objects is not None and objects.x_m.shape[1] > 0 and k:
+            lens = lens if lens is not None else LensPoses.of_spec(self.spec, k)
+            env_rows = np.arange(k, dtype=np.intp) if rows is None else np.asarray(rows, dtype=np.intp)
+            colours = (OBJECT_RGB if self.rgb else OBJECT_GRAY[..., None]).reshape(len(OBJECT_RGB), 3, channels)
+            boxes = [np.ascontiguousarray(a, dtype=np.float64) for a in (objects.x_m, objects.y_m, objects.yaw_rad,
+                                                                         objects.half_length_m, objects.half_width_m, objects.height_m)]
+            _paint_boxes(x, y, yaw, *_lens_columns(lens), self.width_px, self.height_px, env_rows, *boxes,
+                         np.ascontiguousarray(objects.kind, dtype=np.int64), colours, np.empty(self.height_px * self.width_px), out,
+                         self.last_object_pixels)
         return out.reshape((k, self.height_px, self.width_px, 3) if self.rgb else (k, self.height_px, self.width_px))
+
+
+def _lens_columns(lens: LensPoses) -> tuple[np.ndarray, ...]:
+    """The lens fields as the kernels take them: float64 height, pitch (rad), focal length factor, offsets."""
+    def col(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+    half_fov_tan = np.tan(np.radians(col(lens.fov_deg)) / 2)
+    return col(lens.height_m), np.radians(col(lens.pitch_down_deg)), 0.5 / half_fov_tan, col(lens.x_offset_m), col(lens.y_offset_m)
 
 
 @numba.njit(cache=True)
@@ -211,3 +302,131 @@ def _render_frames(x, y, yaw, inv_res, origin_col, origin_row, fwd, left, first_
             cls = tex[int(row) * tex_w + int(col)]
             for ch in range(channels):
                 frame[first_ground + j, ch] = palette[cls, ch]
+
+
+@numba.njit(cache=True)
+def _render_posed(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, height, inv_res, origin_col, origin_row, max_col,
+                  max_row, tex_w, tex, palette, out):  # pragma: no cover - compiled
+    """_render_frames with each car's own lens: the ground ray of every pixel computed on the fly (sky above the view distance)."""
+    channels = out.shape[2]
+    for k in range(x.shape[0]):
+        c, s = math.cos(yaw[k]), math.sin(yaw[k])
+        focal = focal_of_width[k] * width
+        cp, sp = math.cos(pitch[k]), math.sin(pitch[k])
+        col0 = x[k] * inv_res - origin_col
+        row0 = y[k] * inv_res - origin_row
+        frame = out[k]
+        for r in range(height):
+            v = (0.5 * height - (r + 0.5)) / focal
+            ray_x, ray_z = cp + v * sp, -sp + v * cp
+            t = cam_h[k] / -ray_z if ray_z < 0 else math.inf
+            base = r * width
+            if not t * abs(ray_x) < MAX_VIEW_DISTANCE_M:
+                for j in range(width):
+                    for ch in range(channels):
+                        frame[base + j, ch] = palette[SKY, ch]
+                continue
+            fwd = (x_off[k] + t * ray_x) * inv_res
+            for j in range(width):
+                u = (j + 0.5 - 0.5 * width) / focal
+                left = (y_off[k] - t * u) * inv_res
+                col = min(max(col0 + c * fwd - s * left, 0.0), max_col)
+                row = min(max(row0 + s * fwd + c * left, 0.0), max_row)
+                cls = tex[int(row) * tex_w + int(col)]
+                for ch in range(channels):
+                    frame[base + j, ch] = palette[cls, ch]
+
+
+@numba.njit(cache=True)
+def _paint_boxes(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, height, rows, box_x, box_y, box_yaw, box_hl, box_hw,
+                 box_h, kind, colours, depth, out, painted):  # pragma: no cover - compiled
+    """Paint each car's boxes over its frame where a pixel's ray meets a box before the ground or a nearer box.
+
+    A box is skipped when it lies behind the lens; otherwise only the pixels of its projected bounding
+    rectangle (its 8 corners) are tested (slab method in the box's frame, the entry face picks the shade).
+    """
+    channels = out.shape[2]
+    num_boxes = box_x.shape[1]
+    for k in range(x.shape[0]):
+        i = rows[k]
+        c, s = math.cos(yaw[k]), math.sin(yaw[k])
+        focal = focal_of_width[k] * width
+        cp, sp = math.cos(pitch[k]), math.sin(pitch[k])
+        # The lens in the world.
+        lx = x[k] + c * x_off[k] - s * y_off[k]
+        ly = y[k] + s * x_off[k] + c * y_off[k]
+        lz = cam_h[k]
+        depth_ready = False
+        frame = out[k]
+        count = 0
+        for j in range(num_boxes):
+            hl, hw, bh = box_hl[i, j], box_hw[i, j], box_h[i, j]
+            # The box centre in the car frame, relative to the lens.
+            wx, wy = box_x[i, j] - lx, box_y[i, j] - ly
+            fx, fy = c * wx + s * wy, -s * wx + c * wy
+            radius = math.sqrt(hl * hl + hw * hw + bh * bh)
+            if fx * cp + (0.5 * bh - lz) * -sp < -radius or math.sqrt(fx * fx + fy * fy) - radius > MAX_VIEW_DISTANCE_M:
+                continue  # wholly behind the lens plane, or beyond the view distance
+            # Projected bounding rectangle of the 8 corners (all of the frame when a corner is behind the lens).
+            rel = box_yaw[i, j] - yaw[k]
+            ca, sa = math.cos(rel), math.sin(rel)
+            c_lo, c_hi, r_lo, r_hi = width, -1, height, -1
+            whole = False
+            for corner in range(8):
+                ex = hl if corner & 1 else -hl
+                ey = hw if corner & 2 else -hw
+                ez = bh if corner & 4 else 0.0
+                qx, qy, qz = fx + ca * ex - sa * ey, fy + sa * ex + ca * ey, ez - lz
+                d = qx * cp - qz * sp  # depth along the optical axis
+                if d <= 1e-6:
+                    whole = True
+                    break
+                col = -qy / d * focal + 0.5 * width - 0.5
+                row = 0.5 * height - (qx * sp + qz * cp) / d * focal - 0.5
+                c_lo, c_hi = min(c_lo, int(math.floor(col))), max(c_hi, int(math.ceil(col)))
+                r_lo, r_hi = min(r_lo, int(math.floor(row))), max(r_hi, int(math.ceil(row)))
+            if whole:
+                c_lo, c_hi, r_lo, r_hi = 0, width - 1, 0, height - 1
+            c_lo, c_hi = max(c_lo, 0), min(c_hi, width - 1)
+            r_lo, r_hi = max(r_lo, 0), min(r_hi, height - 1)
+            if c_lo > c_hi or r_lo > r_hi:
+                continue  # outside the frame
+            if not depth_ready:
+                depth[:] = math.inf
+                depth_ready = True
+            # The lens in the box's frame; pixel rays are rotated into it below.
+            px, py = -(ca * fx + sa * fy), -(-sa * fx + ca * fy)
+            pz = lz
+            kd = kind[i, j]
+            for r in range(r_lo, r_hi + 1):
+                v = (0.5 * height - (r + 0.5)) / focal
+                ray_x, ray_z = cp + v * sp, -sp + v * cp
+                dz = ray_z if abs(ray_z) > 1e-12 else 1e-12
+                tz1, tz2 = (0.0 - pz) / dz, (bh - pz) / dz
+                tz_near, tz_far = min(tz1, tz2), max(tz1, tz2)
+                for col in range(c_lo, c_hi + 1):
+                    ray_y = -(col + 0.5 - 0.5 * width) / focal
+                    dx = ca * ray_x + sa * ray_y
+                    dy = -sa * ray_x + ca * ray_y
+                    if abs(dx) < 1e-12:
+                        dx = 1e-12
+                    if abs(dy) < 1e-12:
+                        dy = 1e-12
+                    tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
+                    ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
+                    tx_near, ty_near = min(tx1, tx2), min(ty1, ty2)
+                    t_near = max(tx_near, ty_near, tz_near)
+                    t_far = min(max(tx1, tx2), max(ty1, ty2), tz_far)
+                    if t_near > t_far or t_far <= 0.0:
+                        continue
+                    t = max(t_near, 0.0)
+                    pixel = r * width + col
+                    if t >= depth[pixel]:
+                        continue
+                    if not depth[pixel] < math.inf:
+                        count += 1
+                    depth[pixel] = t
+                    face = 2 if t_near == tz_near else (0 if t_near == tx_near else 1)
+                    for ch in range(channels):
+                        frame[pixel, ch] = colours[kd, face, ch]
+        painted[k] = count

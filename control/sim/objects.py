@@ -50,6 +50,8 @@ class RaceConfig(Section):
     lane_change_lateral_mps: PositiveNumber = Field(0.5, description="head_to_bot: sideways speed of a lane change, m/s")
     bot_length_m: PositiveNumber = Field(0.4, description="bot car footprint length, m (a 1/18 car)")
     bot_width_m: PositiveNumber = Field(0.25, description="bot car footprint width, m")
+    box_height_m: PositiveNumber = Field(0.3, description="box height as the camera sees it, m (DeepRacer's box: about 0.3)")
+    bot_height_m: PositiveNumber = Field(0.2, description="bot car height as the camera sees it, m (a 1/18 car: about 0.2)")
 
     @field_validator("positions")
     @classmethod
