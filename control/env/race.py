@@ -263,15 +263,19 @@ class RaceBatch:
         every = np.ones(len(idx), dtype=bool)
         return obs, {**infos, **{f"_{key}": every for key in infos}}
 
-    def recover_car(self, i: int) -> Any:
-        """Put car i back on the centerline at its nearest point, at rest, facing the driving direction.
+    def recover_car(self, i: int, behind_m: float = 0.0) -> Any:
+        """Put car i back on the centerline at its nearest point (or behind_m back along it), at rest, facing the driving direction.
 
-        DeepRacer's continuous evaluation: lap progress, steps and the lap timer carry over.
+        DeepRacer's continuous evaluation: lap progress, steps and the lap timer carry over; after a crash
+        DeepRacer puts the car back behind the crash point (DR_EVAL_RESET_BEHIND_DIST), clear of the object.
         """
         idx = np.array([i])
         track = self.driving_tracks[i]
         st = self.states
-        s_m = float(track.project(np.array([[st.x_m[i], st.y_m[i]]])).s_m[0])
+        s_m = float(track.project(np.array([[st.x_m[i], st.y_m[i]]])).s_m[0]) - float(behind_m)
+        self.tracker.travelled_m[i] -= float(behind_m)  # the metres driven again are not progress twice
+        if self.race_objects is not None:  # the crash into an object is over once the car is put back
+            st.is_crashed[i], self._object_params = False, None
         (pos,), (heading,) = track.point_at(s_m)
         elapsed_s = float(st.time_s[i])
         self.sim.reset_cars(idx, [pos[0]], [pos[1]], [heading], [track])

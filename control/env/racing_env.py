@@ -143,13 +143,13 @@ class RacingEnv(gym.Env):
         info["params"] = self.params
         return _first(obs), info
 
-    def recover_to_track(self) -> Any:
-        """Put the car back on the centerline at its nearest point, at rest, facing the driving direction.
+    def recover_to_track(self, behind_m: float = 0.0) -> Any:
+        """Put the car back on the centerline at its nearest point (or behind_m back), at rest, facing the driving direction.
 
         DeepRacer's continuous evaluation: the episode goes on after going off track; lap progress, steps
         and the lap timer carry over. Returns the new observation.
         """
-        obs = self.race.recover_car(0)
+        obs = self.race.recover_car(0, behind_m)
         self.params = self.race.car_params(0)
         return _first(obs)
 

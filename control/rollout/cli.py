@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from control.errors import ConfigError, UserError
+from control.rollout.episodes import CRASH_PENALTY_S
 
 EPILOG = """examples:
   python ppo_inference_ray.py -n vlidar1                          # latest checkpoint of results/vlidar1
@@ -39,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_video", action="store_true", help="skip the MP4 (faster)")
     p.add_argument("--single_video", action="store_true", help="one rollout.mp4 with all episodes instead of one per episode")
     p.add_argument("--continuous", action="store_true",
-                   help="DeepRacer continuous evaluation: off track puts the car back with a time penalty")
+                   help="DeepRacer continuous evaluation: off track or a crash puts the car back with a time penalty")
     p.add_argument("--reset_penalty_s", type=float, default=2.0, metavar="S",
-                   help="seconds added to the lap time per reset with --continuous (default 2)")
+                   help="seconds added to the lap time per off-track or reversed reset with --continuous (default 2)")
+    p.add_argument("--crash_penalty_s", type=float, default=CRASH_PENALTY_S, metavar="S",
+                   help="seconds added to the lap time per crash into a box or bot with --continuous "
+                        f"(default {CRASH_PENALTY_S:g}, DeepRacer's DR_EVAL_COLLISION_PENALTY)")
     p.add_argument("--mlflow_uri", metavar="URI", help="also log video, metrics and plots to the run's MLflow run")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
@@ -70,8 +74,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--episodes {args.episodes}: expected a whole number >= 1")
     if args.max_episode_steps is not None and args.max_episode_steps < 1:
         raise ConfigError(f"--max_episode_steps {args.max_episode_steps}: expected a whole number >= 1")
-    if args.reset_penalty_s < 0:
-        raise ConfigError(f"--reset_penalty_s {args.reset_penalty_s}: expected seconds >= 0")
+    for flag in ("reset_penalty_s", "crash_penalty_s"):
+        if getattr(args, flag) < 0:
+            raise ConfigError(f"--{flag} {getattr(args, flag)}: expected seconds >= 0")
 
 
 def env_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,7 +151,7 @@ def _roll_out(args: argparse.Namespace, env: Any, policy: Any, checkpoint: Path,
     video = None if args.no_video else VideoRecorder(out_dir, fps=env.control_hz, single=args.single_video)
     try:
         records = run_episodes(env, policy, args.episodes, seed=args.seed, continuous=args.continuous,
-                               reset_penalty_s=args.reset_penalty_s, on_frame=video, progress_bar=not args.no_progress)
+                               reset_penalty_s=args.reset_penalty_s, crash_penalty_s=args.crash_penalty_s, on_frame=video, progress_bar=not args.no_progress)
     finally:
         if video is not None:
             video.close()
@@ -162,6 +167,8 @@ def _roll_out(args: argparse.Namespace, env: Any, policy: Any, checkpoint: Path,
         "deterministic": not args.explore,
         "continuous": bool(args.continuous),
         "reset_penalty_s": args.reset_penalty_s if args.continuous else 0.0,
+        "crash_penalty_s": args.crash_penalty_s if args.continuous else 0.0,
+        "race": env.config["race"]["type"],
         "control_hz": float(env.control_hz),
         "seed": args.seed,
         "videos": [p.name for p in video.paths] if video is not None else [],

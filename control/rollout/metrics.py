@@ -112,10 +112,13 @@ def episode_metrics(record: EpisodeRecord, references: Any = None) -> dict[str, 
         "crash_count": record.crash_count,
         "reversed_count": record.reversed_count,
         "reset_count": record.reset_count,
+        "penalty_s": record.penalty_s,  # continuous mode: every reset's penalty, already in the lap times
         "mean_speed_mps": float(speed.mean()) if speed.size else 0.0,
         "max_speed_mps": float(speed.max()) if speed.size else 0.0,
         "total_reward": float(s["reward"].sum()),
     }
+    if record.race_type == "head_to_bot":
+        out.update(overtake_metrics(record))
     refs = _as_references(references)
     laps = lap_rows(record, refs)
     out["laps"] = laps
@@ -128,6 +131,14 @@ def episode_metrics(record: EpisodeRecord, references: Any = None) -> dict[str, 
         flying_s = centerline.flying_lap_s if isinstance(centerline, ReferencePath) else float(centerline)
         out["lap_time_vs_reference"] = lap_time_s / flying_s if lap_time_s is not None else None
     return out
+
+
+def overtake_metrics(record: EpisodeRecord) -> dict[str, Any]:
+    """Head-to-bot: bots passed, times passed by a bot, their difference, and whether every bot ended behind the car."""
+    net = [a - b for a, b in zip(record.bots_passed, record.passed_by_bots, strict=True)]
+    return {"bots_passed": int(sum(record.bots_passed)), "passed_by_bots": int(sum(record.passed_by_bots)),
+            "overtakes": int(sum(net)), "bots_passed_per_bot": list(record.bots_passed),
+            "every_bot_overtaken": bool(net) and min(net) >= 1}
 
 
 def aggregate_metrics(episodes: list[dict[str, Any]], references: Any = None) -> dict[str, Any]:
@@ -143,10 +154,16 @@ def aggregate_metrics(episodes: list[dict[str, Any]], references: Any = None) ->
         "off_track_count": int(sum(e["off_track_count"] for e in episodes)),
         "crash_count": int(sum(e["crash_count"] for e in episodes)),
         "reset_count": int(sum(e["reset_count"] for e in episodes)),
+        "crash_free_episodes": int(sum(e["crash_count"] == 0 for e in episodes)),
+        "crash_free_rate": sum(e["crash_count"] == 0 for e in episodes) / len(episodes) if episodes else 0.0,
+        "penalty_s": float(sum(e.get("penalty_s", 0.0) for e in episodes)),
         "mean_speed_mps": float(np.mean([e["mean_speed_mps"] for e in episodes])) if episodes else 0.0,
         "max_speed_mps": max((e["max_speed_mps"] for e in episodes), default=0.0),
         "mean_total_reward": float(np.mean([e["total_reward"] for e in episodes])) if episodes else 0.0,
     }
+    if any("overtakes" in e for e in episodes):  # head-to-bot
+        out["overtakes"] = int(sum(e["overtakes"] for e in episodes))
+        out["every_bot_overtaken_rate"] = sum(e["every_bot_overtaken"] for e in episodes) / len(episodes)
     refs = _as_references(references)
     flying = {n: (r.flying_lap_s if isinstance(r, ReferencePath) else float(r)) for n, r in refs.items()}
     # The centerline flying lap, as before (older readers); the like-with-like figures are below.
@@ -189,17 +206,23 @@ def format_table(report: dict[str, Any]) -> str:
     standing-start references from its start point; flying laps appear in the aggregate line.
     """
     header = f"{'ep':>3} {'status':<13} {'complete %':>10} {'lap time s':>10} {'vs center':>9} {'vs optimal':>10} " \
-             f"{'off track':>9} {'crashes':>7} {'resets':>6} {'mean m/s':>8} {'max m/s':>7} {'reward':>9}"
+             f"{'off track':>9} {'crashes':>7} {'resets':>6} {'penalty s':>9} {'overtakes':>9} {'mean m/s':>8} {'max m/s':>7} " \
+             f"{'reward':>9}"
     lines = [header, "-" * len(header)]
     for e in report["episodes"]:
         lines.append(f"{e['episode']:>3} {e['status']:<13} {e['completion_pct']:>10.1f} {_fmt(e['lap_time_s']):>10} "
                      f"{_fmt(e.get('vs_centerline'), '.3f'):>9} {_fmt(e.get('vs_optimal'), '.3f'):>10} "
-                     f"{e['off_track_count']:>9} {e['crash_count']:>7} {e['reset_count']:>6} "
-                     f"{e['mean_speed_mps']:>8.2f} {e['max_speed_mps']:>7.2f} {e['total_reward']:>9.2f}")
+                     f"{e['off_track_count']:>9} {e['crash_count']:>7} {e['reset_count']:>6} {e.get('penalty_s', 0.0):>9.1f} "
+                     f"{_fmt(e.get('overtakes'), 'd'):>9} {e['mean_speed_mps']:>8.2f} {e['max_speed_mps']:>7.2f} "
+                     f"{e['total_reward']:>9.2f}")
     a = report["aggregate"]
     lines.append("-" * len(header))
     lines.append(f"laps completed {a['laps_completed']}/{a['episodes']}   best lap {_fmt(a['best_lap_time_s'])} s   "
-                 f"mean lap {_fmt(a['mean_lap_time_s'])} s   mean completion {a['mean_completion_pct']:.1f} %")
+                 f"mean lap {_fmt(a['mean_lap_time_s'])} s   mean completion {a['mean_completion_pct']:.1f} %   "
+                 f"crash-free {a.get('crash_free_episodes', 0)}/{a['episodes']}")
+    if "overtakes" in a:
+        lines.append(f"overtakes {a['overtakes']} (bots passed minus passed by bots)   "
+                     f"every bot overtaken in {a['every_bot_overtaken_rate']:.0%} of episodes")
     flying = a.get("reference_flying_lap_s") or {}
     if flying:
         refs = ", ".join(f"{name} {value:.2f} s" for name, value in flying.items())
