@@ -65,6 +65,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sync-iterations", "--sync_iterations", type=int, default=5,
                        help="iterations on the one-car-per-env path (gym_env_vectorize_mode: sync) to compare "
                             "throughput with (0: skip; default 5)")
+    group.add_argument("--viewer-iterations", "--viewer_iterations", type=int, default=4,
+                       help="iterations without, then with the live viewer (a real server, its stream read) for the "
+                            "viewer's cost to training throughput, target <= 3 %% (0: skip; default 4)")
     group.add_argument("--quality", action="store_true", help="train --minutes, then best deterministic lap vs the reference")
     group.add_argument("--all-tracks", "--all_tracks", action="store_true", help="--quality: one policy per bundled track")
     group.add_argument("--generalisation", action="store_true",
@@ -78,15 +81,17 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 def _train_run(args: argparse.Namespace) -> dict[str, Any]:
     from control.training.stop import parse_duration_s
 
-    if args.minutes <= 0 or args.episodes < 1 or args.noop_iterations < 0 or args.sync_iterations < 0 or not 0 < args.progress <= 100:
-        raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations/--sync-iterations >= 0 and 0 < --progress <= 100")
+    if args.minutes <= 0 or args.episodes < 1 or args.noop_iterations < 0 or args.sync_iterations < 0 \
+            or args.viewer_iterations < 0 or not 0 < args.progress <= 100:
+        raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations/--sync-iterations/--viewer-iterations >= 0 "
+                        "and 0 < --progress <= 100")
     if not (args.quality or args.generalisation):
         from control.bench.train_bench import run_train_benchmark
 
         return run_train_benchmark(camera=args.camera, config=args.config,
                                    cap_s=parse_duration_s(args.cap) if args.cap else None, progress_pct=args.progress,
                                    noop_iterations=args.noop_iterations, bench_dir=args.bench_dir, seed=args.seed,
-                                   sync_iterations=args.sync_iterations)
+                                   sync_iterations=args.sync_iterations, viewer_iterations=args.viewer_iterations)
     from control.bench.lap_quality import run_lap_quality_benchmark
 
     return run_lap_quality_benchmark(config=args.config, quality=args.quality, all_tracks=args.all_tracks,
