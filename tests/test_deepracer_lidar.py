@@ -22,6 +22,7 @@ VARIANTS = {
     "discretized": {"type": "deepracer_lidar", "mode": "discretized", "num_values_per_sector": 4, "sector_clipping_dist_m": 2.0},
     "raw_ego": {"type": "deepracer_lidar", "ego_features": True},
     "evo": {"type": "deepracer_evo", "camera": {"width_px": 32, "height_px": 24}},
+    "evo_stereo": {"type": "deepracer_evo", "camera": {"width_px": 32, "height_px": 24}, "stereo_baseline_m": 0.06},
 }
 
 
@@ -35,13 +36,25 @@ def test_spaces_and_check_env(name):
     check_env(env)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
-    expected = {"raw": (64,), "sectors": (8,), "discretized": (32,), "raw_ego": (66,), "evo": (64,)}[name]
-    space = env.observation_space["lidar"] if name == "evo" else env.observation_space
+    expected = {"raw": (64,), "sectors": (8,), "discretized": (32,), "raw_ego": (66,), "evo": (64,), "evo_stereo": (64,)}[name]
+    evo = name.startswith("evo")
+    space = env.observation_space["lidar"] if evo else env.observation_space
     assert space.shape == expected
-    if name in ("raw", "evo"):  # DeepRacer's LIDAR space: Box(0.15, 1.0, 64)
+    if name == "raw" or evo:  # DeepRacer's LIDAR space: Box(0.15, 1.0, 64)
         assert np.all(space.low == np.float32(0.15)) and np.all(space.high == 1.0)
-    if name == "evo":
-        assert env.observation_space["camera"].shape == (24, 32, 1)
+    if evo:  # one gray camera, or DeepRacer's stereo pair (left, right) on the channel axis
+        assert env.observation_space["camera"].shape == (24, 32, 2 if name == "evo_stereo" else 1)
+
+
+def test_evo_parts_are_the_single_sensor_types():
+    """The Evo Dict holds exactly what the stereo_camera and deepracer_lidar types observe on their own."""
+    camera = {"width_px": 32, "height_px": 24}
+    evo = _drive(RacingEnv({"track": "hairpins", "observation": VARIANTS["evo_stereo"]}), 5)
+    stereo = _drive(RacingEnv({"track": "hairpins", "observation": {"type": "stereo_camera", **camera, "baseline_m": 0.06}}), 5)
+    lidar = _drive(RacingEnv({"track": "hairpins", "observation": VARIANTS["raw"]}), 5)
+    for (e, *_), (s, *_), (ld, *_) in zip(evo, stereo, lidar, strict=True):
+        np.testing.assert_array_equal(e["camera"], s)
+        np.testing.assert_array_equal(e["lidar"], ld)
 
 
 def _drive(env: RacingEnv, steps: int, seed: int = 3):

@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 
 import control.env.observations as observations
 from control.config_schema import Expect, Flag, Invalid, Number, PositiveNumber, PositiveWhole, Section, Text, one_of
-from control.env.observations import CameraObservation, CombinedObservation, ObservationType
+from control.env.observations import CameraObservation, CombinedObservation, ObservationType, StereoCameraObservation
 from control.env.typed_section import parse_typed_section
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class DeepRacerLidarObservation(ObservationType):
 
 
 class DeepRacerEvoObservation(CombinedObservation):
-    """DeepRacer Evo's sensors: a Dict of the front camera image (`camera`) and DeepRacer's lidar (`lidar`)."""
+    """DeepRacer Evo's sensors: a Dict of the front camera image, or its stereo pair (`camera`), and DeepRacer's lidar (`lidar`)."""
 
     class Settings(Section):
         """env_config.observation for type deepracer_evo."""
@@ -170,10 +170,15 @@ class DeepRacerEvoObservation(CombinedObservation):
         camera: CameraObservation.Settings = Field(default_factory=CameraObservation.Settings, description="the camera's keys (type camera)")
         lidar: DeepRacerLidarObservation.Settings = Field(default_factory=DeepRacerLidarObservation.Settings,
                                                           description="the lidar's keys (type deepracer_lidar)")
+        stereo_baseline_m: Annotated[PositiveNumber | None, Expect("null or a positive number of metres")] = Field(
+            None, description="null: one front camera (FRONT_FACING_CAMERA); a baseline: two lenses this far apart "
+                              "(STEREO_CAMERAS, DeepRacer: 0.06), type stereo_camera's image, m")
 
     def __init__(self, config: Mapping[str, Any]) -> None:  # noqa: D107 - the parent's vlidar is replaced, not built
         self.config = parse_typed_section(config, self.Settings, "observation")
-        self.camera = CameraObservation({"type": "camera", **self.config["camera"]})
+        baseline_m = self.config["stereo_baseline_m"]
+        self.camera = (CameraObservation({"type": "camera", **self.config["camera"]}) if baseline_m is None else
+                       StereoCameraObservation({"type": "stereo_camera", **self.config["camera"], "baseline_m": baseline_m}))
         self.lidar = DeepRacerLidarObservation({"type": "deepracer_lidar", **self.config["lidar"]})
         self.vlidar = self.lidar  # the ray sensor the env's render and race state read (as type both's)
 
