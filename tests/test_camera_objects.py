@@ -151,3 +151,33 @@ def test_the_env_camera_shows_bot_cars(tmp_path):
     rear_face_m = (bot_x - 0.2 - float(st.x_m[0]), 0.25 - float(st.y_m[0]), 0.1)  # a 0.4 m bot, 0.2 m tall
     assert obs[(*pixel_of(rear_face_m), 0)] == OBJECT_GRAY[KIND_BOT, END]
     assert not np.isin(obs, OBJECT_GRAY[KIND_BOX]).any()
+
+
+def test_object_in_camera_is_the_next_objects_footprint_in_the_camera_frustum():
+    from control.config_schema import parse_section
+    from control.sim.objects import RaceConfig, RaceObjects, object_params
+
+    track = rectangle_track()
+    objects = RaceObjects(parse_section(RaceConfig, {"type": "object_avoidance", "positions": [[0.1, 1], [0.7, -1]]}, "env_config.race"),
+                          track, num_envs=1)
+    objects.reset([0], [np.random.default_rng(0)], np.array([0.0]))  # box 0 at (6, 0.25), box 1 at (8, 10.25)
+    cam = GroundCamera(track, **LENS, rgb=False)
+    as_boxes = ObjectBoxes.of_race(objects, 0.3, 0.2)
+
+    def in_camera(x_m: float, y_m: float, yaw_rad: float, s_m: float) -> bool:
+        params = object_params(objects, np.array([x_m]), np.array([y_m]), np.array([yaw_rad]), np.array([s_m])).car_dict(0)
+        return params["object_in_camera"]
+
+    # Box 0 ahead, its centre 62 degrees off the heading (beyond the 60-degree half field of view) but its
+    # nearest corner inside the frustum: DeepRacer counts the footprint's corners, and the frame shows the box.
+    assert in_camera(5.0, -1.65, 0.0, 5.0)
+    render(cam, as_boxes, 5.0, -1.65, 0.0)
+    assert cam.last_object_pixels[0] > 0
+    # Turned away from it: not in the frustum, and not in the frame.
+    assert not in_camera(5.0, -1.65, -0.6, 5.0)
+    render(cam, as_boxes, 5.0, -1.65, -0.6)
+    assert cam.last_object_pixels[0] == 0
+    # Only the next object counts (DeepRacer's is_next_object_in_camera): looking across at box 1 with box 0 ahead.
+    assert not in_camera(2.0, 0.0, math.radians(90), 2.0)
+    render(cam, as_boxes, 2.0, 0.0, math.radians(90))
+    assert cam.last_object_pixels[0] > 0  # box 1 is in the frame

@@ -62,6 +62,38 @@ TEXTURE_MARGIN_M = 1.0  # ground drawn around the track's bounding box; beyond i
 MAX_VIEW_DISTANCE_M = 200.0  # pixels hitting the ground farther than this (at the horizon) show ground
 
 
+# DeepRacer's camera frustum starts 0.2 m in front of the lens (deepracer-simapp bundle/markov/cameras/frustum.py,
+# Frustum.near); its far plane (300 m) is beyond anything our camera draws, so ours ends at the view distance.
+FRUSTUM_NEAR_M = 0.2
+
+
+def footprints_in_view(spec: CameraSpec, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, x: np.ndarray, y: np.ndarray,
+                       yaw: np.ndarray, half_length_m: np.ndarray, half_width_m: np.ndarray) -> np.ndarray:
+    """(N, M) whether a corner or the centre of each footprint (N, M), on the ground, lies in car i's camera frustum.
+
+    DeepRacer's object_in_camera test (deepracer-simapp markov/track_geom/track_data.py,
+    get_objects_in_camera_frustums): the footprint's 4 corners and its centre against the frustum's
+    near, side, top and bottom planes; here the frustum is the `spec` camera's (its fov and aspect).
+    """
+    x, y, yaw, hl, hw = (np.asarray(a, dtype=np.float64) for a in (x, y, yaw, half_length_m, half_width_m))
+    sign = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [0, 0]], dtype=np.float64)  # corners, then the centre
+    cb, sb = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
+    ex, ey = sign[:, 0] * hl[..., None], sign[:, 1] * hw[..., None]
+    px, py = x[..., None] + cb * ex - sb * ey, y[..., None] + sb * ex + cb * ey  # (N, M, 5) world points
+    c, s = (np.asarray(f(car_yaw), dtype=np.float64)[:, None, None] for f in (np.cos, np.sin))
+    wx = px - np.asarray(car_x, dtype=np.float64)[:, None, None]
+    wy = py - np.asarray(car_y, dtype=np.float64)[:, None, None]
+    fwd, left, up_m = c * wx + s * wy - spec.x_offset_m, -s * wx + c * wy, -spec.height_m  # relative to the lens, car frame
+    p = math.radians(spec.pitch_down_deg)
+    depth = fwd * math.cos(p) - up_m * math.sin(p)
+    rise = fwd * math.sin(p) + up_m * math.cos(p)
+    half_w = math.tan(math.radians(spec.fov_deg) / 2)
+    half_h = half_w * spec.height_px / spec.width_px
+    inside = ((depth >= FRUSTUM_NEAR_M) & (np.hypot(fwd, left) <= MAX_VIEW_DISTANCE_M) & (np.abs(left) <= depth * half_w)
+              & (np.abs(rise) <= depth * half_h))
+    return inside.any(axis=-1)
+
+
 def rasterise_track(track: Any, resolution_m: float, centerline: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Palette texture (Ht, Wt) uint8 of `track` and its world origin (x0, y0) of cell [0, 0].
 

@@ -399,12 +399,16 @@ class ObjectParams:
 
 
 def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, car_s_m: np.ndarray,
-                  camera_fov_deg: float = 120.0, clockwise: np.ndarray | bool = False) -> ObjectParams:
+                  camera_fov_deg: float = 120.0, clockwise: np.ndarray | bool = False, camera: Any = None) -> ObjectParams:
     """DeepRacer's object params of N cars (x, y, yaw_rad, lap distance s_m (N,)) over their envs' objects.
 
     Behind/ahead are along the driving direction (index order, or against it where `clockwise`);
-    object_in_camera: the object ahead lies within the front camera's horizontal field of view.
+    object_in_camera: a corner or the centre of the object ahead's footprint lies in the front camera's
+    frustum (DeepRacer's test; `camera` a CameraSpec, default DeepRacer's with camera_fov_deg).
     """
+    from control.sim.base import CameraSpec
+    from control.sim.camera import footprints_in_view
+
     st, length = objects.state, objects.track.length_m
     x, y, yaw = objects.poses()
     n, m = st.s_m.shape
@@ -415,9 +419,10 @@ def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, ca
         closest = np.stack([ahead_m.argmax(axis=1), ahead_m.argmin(axis=1)], axis=1)
         nxt = closest[:, 1]
         rows = np.arange(n)
-        bearing = np.arctan2(y[rows, nxt] - car_y, x[rows, nxt] - car_x) - car_yaw
-        bearing = np.angle(np.exp(1j * bearing))
-        in_camera = np.abs(bearing) <= np.radians(camera_fov_deg) / 2
+        spec = camera if camera is not None else CameraSpec(fov_deg=float(camera_fov_deg))
+        ahead = (rows, nxt)
+        in_camera = footprints_in_view(spec, car_x, car_y, car_yaw, x[ahead][:, None], y[ahead][:, None], yaw[ahead][:, None],
+                                       st.half_length_m[ahead][:, None], st.half_width_m[ahead][:, None])[:, 0]
     else:
         closest, in_camera = np.zeros((n, 0), dtype=np.int64), np.zeros(n, dtype=bool)
     return ObjectParams(
