@@ -54,3 +54,7 @@ class RaceState:
     lidar_distances_m: np.ndarray | None
     lidar_max_range_m: float
     camera_image: np.ndarray | None
+    # Boxes or bot cars of the car's race (env_config.race), (M, 5): x_m, y_m, yaw_rad, half_length_m, half_width_m;
+    # None in a time trial. objects_are_bots tells head-to-bot's bot cars from object avoidance's boxes.
+    object_rectangles: np.ndarray | None = None
+    objects_are_bots: bool = False

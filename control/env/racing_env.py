@@ -131,6 +131,8 @@ class RacingEnv(gym.Env):
             lidar_distances_m=lidar.last_distances_m[0] if has_lidar else None,
             lidar_max_range_m=float(lidar.max_range_m) if has_lidar else 0.0,
             camera_image=race.sim.camera_images(_CAR)[0] if has_camera else None,
+            object_rectangles=None if race.race_objects is None else np.stack(race.race_objects.rectangles(), axis=-1)[0],
+            objects_are_bots=race.race_config.type == "head_to_bot",
         )
 
     # --------------------------------------------------------------------- api

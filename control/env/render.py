@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 FRAME_W, FRAME_H = 800, 480
 MAP_SIZE = 480  # the top-down view is MAP_SIZE × MAP_SIZE on the left
-COLOURS = {"ground": (34, 110, 50), "road": (70, 70, 74), "line": (235, 235, 235), "bg": (20, 20, 24)}
+COLOURS = {"ground": (34, 110, 50), "road": (70, 70, 74), "line": (235, 235, 235), "bg": (20, 20, 24),
+           "box": (240, 150, 30), "bot": (40, 120, 250)}
 
 
 def speed_colour(speed_mps: float, max_speed_mps: float) -> tuple[int, int, int]:
@@ -52,6 +53,28 @@ class TrackCanvas:
         return [tuple(q) for q in p.tolist()]
 
 
+def rectangle_corners_m(rectangles: np.ndarray) -> np.ndarray:
+    """(M, 4, 2) corners, in order around each, of M rectangles given as rows x_m, y_m, yaw_rad, half_length_m, half_width_m."""
+    r = np.asarray(rectangles, dtype=np.float64).reshape(-1, 5)
+    x, y, yaw, hl, hw = r.T
+    along = np.stack([np.cos(yaw), np.sin(yaw)], axis=1)
+    across = np.stack([-np.sin(yaw), np.cos(yaw)], axis=1)
+    signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)  # (along, across) of each corner
+    return (np.stack([x, y], axis=1)[:, None, :] + signs[None, :, :1] * (hl[:, None, None] * along[:, None, :])
+            + signs[None, :, 1:] * (hw[:, None, None] * across[:, None, :]))
+
+
+def draw_objects(draw: ImageDraw.ImageDraw, canvas: TrackCanvas, rectangles: np.ndarray, bots: bool) -> None:
+    """The race's boxes (orange) or bot cars (blue, a white mark at the front) as filled rectangles on the top-down view."""
+    corners = rectangle_corners_m(rectangles)
+    fill = COLOURS["bot"] if bots else COLOURS["box"]
+    for quad in corners:
+        pts = canvas.px(quad)
+        draw.polygon(pts, fill=fill, outline=(255, 255, 255))
+        if bots:  # the front edge (corners 0 and 1): which way the bot drives
+            draw.line([pts[0], pts[1]], fill=(255, 255, 255), width=2)
+
+
 def _area(poly: np.ndarray) -> float:
     x, y = poly[:, 0], poly[:, 1]
     return abs(float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))) / 2
@@ -81,6 +104,8 @@ def render_frame(env: "RaceState") -> np.ndarray:
         pts = canvas.px(np.array([(x, y) for x, y, _ in trail]))
         for i in range(1, len(pts)):
             draw.line([pts[i - 1], pts[i]], fill=speed_colour(trail[i][2], env.max_speed_mps), width=3)
+    if env.object_rectangles is not None and len(env.object_rectangles):
+        draw_objects(draw, canvas, env.object_rectangles, env.objects_are_bots)
     v = env.vehicle
     has_lidar = env.lidar_angles_rad is not None
     if has_lidar:
@@ -112,6 +137,12 @@ def render_frame(env: "RaceState") -> np.ndarray:
         f"action {action_index if action_index >= 0 else 'continuous'}",
         f"center offset {p['distance_from_center']:5.2f} m  all wheels on: {p['all_wheels_on_track']}",
     ]
+    if env.object_rectangles is not None and p.get("closest_objects"):
+        ahead = p["closest_objects"][1]
+        gap_m = (p["objects_distance"][ahead] - p["projection_distance"]) % p["track_length"]
+        kind = "bot" if env.objects_are_bots else "box"
+        side = "left" if p["objects_left_of_center"][ahead] else "right"
+        lines.append(f"next {kind} #{ahead} {gap_m:5.2f} m ahead, {side}{'  CRASHED' if p['is_crashed'] else ''}")
     text = ImageDraw.Draw(frame)
     y0 = 250 if cam is not None or has_lidar else 16
     for i, line in enumerate(lines):

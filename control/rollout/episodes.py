@@ -40,6 +40,7 @@ class EpisodeRecord:
     race_type: str = "time_trial"
     bots_passed: list[int] = field(default_factory=list)  # head-to-bot, per bot: times the car passed it
     passed_by_bots: list[int] = field(default_factory=list)  # per bot: times it passed the car
+    objects_xy_m: list[tuple[float, float]] = field(default_factory=list)  # boxes or bots at the episode's start (plots)
     start_xy_m: tuple[float, float] = (0.0, 0.0)
     track: Any = None  # the Track driven (for plots)
 
@@ -111,7 +112,8 @@ def _run_one(env: Any, policy: Any, episode: int, seed: int | None, continuous: 
     record = EpisodeRecord(index=episode, track_name=env.track.name, control_hz=float(env.control_hz), steps={},
                            status="in_progress", reset_penalty_s=penalties_s["off_track"] if continuous else 0.0,
                            crash_penalty_s=penalties_s["crashed"] if continuous else 0.0, race_type=_race_type(env),
-                           start_xy_m=(float(env.vehicle.x_m), float(env.vehicle.y_m)), track=env.track)
+                           start_xy_m=(float(env.vehicle.x_m), float(env.vehicle.y_m)), track=env.track,
+                           objects_xy_m=[tuple(xy) for xy in env.params.get("objects_location", [])])
     overtakes = OvertakeCounter() if record.race_type == "head_to_bot" else None
     penalty_this_lap_s = 0.0
     elapsed_s = 0.0

@@ -60,6 +60,14 @@ def plot_trajectories(records: Sequence[EpisodeRecord], path: Path, max_speed_mp
                                  s=6, linewidths=0)
             ax.plot(*r.start_xy_m, marker="^", color="tab:green", markersize=7)
             ax.plot(s["x_m"][-1:], s["y_m"][-1:], marker="x", color="tab:red", markersize=7)
+            if r.objects_xy_m:  # the boxes (or the bots' start places) of the episode: squares
+                bots = r.race_type == "head_to_bot"
+                objects = np.asarray(r.objects_xy_m, dtype=float)
+                ax.plot(objects[:, 0], objects[:, 1], linestyle="none", marker="s", markersize=6, markeredgecolor="k",
+                        color="tab:blue" if bots else "tab:orange", label="bots at the start" if bots else "boxes")
+        if any(r.objects_xy_m for r in group):
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles[:1], labels[:1], loc="upper right", fontsize=8)  # one entry, not one per episode
         ax.set_title(f"{name}: {len(group)} episode(s), trajectories by speed (^ start, x end)")
     if scatter is not None:
         fig.colorbar(scatter, ax=axes[0].tolist(), label="speed (m/s)", shrink=0.6)

@@ -54,9 +54,14 @@ def sample_cars(races: list[Any], max_cars: int) -> list[tuple[int, np.ndarray]]
 
 
 def car_snapshot(races: list[Any], sample: list[tuple[int, np.ndarray]], runner: int, evaluation: bool) -> dict[str, Any] | None:
-    """The sampled cars' positions, headings, speeds, episode numbers and status as JSON-ready lists."""
+    """The sampled cars' positions, headings, speeds, episode numbers and status as JSON-ready lists.
+
+    In an object-avoidance or head-to-bot race, `objects` holds the boxes or bots of the first sampled car's
+    env (every car has its own): {car, bots, rects: [[x_m, y_m, yaw_rad, half_length_m, half_width_m], ...]}.
+    """
     ids, tracks, xs, ys, yaws, speeds, episodes, status = [], [], [], [], [], [], [], []
     hz = max_speed = None
+    objects = None
     for r, idx in sample:
         race = races[r]
         if race.sim is None or not race.params:  # not reset yet
@@ -73,6 +78,12 @@ def car_snapshot(races: list[Any], sample: list[tuple[int, np.ndarray]], runner:
         ids.extend(f"{runner}.{r}.{i}" for i in idx.tolist())
         tracks.extend(race.tracks[i].name for i in idx.tolist())
         hz, max_speed = race.limits.control_hz, race.limits.max_speed_mps
+        race_objects = getattr(race, "race_objects", None)
+        if objects is None and race_objects is not None and race_objects.num_objects:
+            car = int(idx[0])
+            rects = np.stack(race_objects.rectangles(), axis=-1)[car]
+            objects = {"car": f"{runner}.{r}.{car}", "bots": race.race_config.type == "head_to_bot",
+                       "rects": np.round(rects, 3).tolist()}
     if not ids:
         return None
 
@@ -82,7 +93,8 @@ def car_snapshot(races: list[Any], sample: list[tuple[int, np.ndarray]], runner:
     return {"runner": runner, "evaluation": evaluation, "wall_s": time.time(), "control_hz": hz,
             "max_speed_mps": max_speed, "id": ids, "track": tracks, "x": joined(xs, 3), "y": joined(ys, 3),
             "yaw": joined(yaws, 3), "speed": joined(speeds, 2),
-            "episode": np.concatenate(episodes).astype(int).tolist(), "status": np.concatenate(status).astype(int).tolist()}
+            "episode": np.concatenate(episodes).astype(int).tolist(), "status": np.concatenate(status).astype(int).tolist(),
+            **({"objects": objects} if objects is not None else {})}
 
 
 class LapRecorder:

@@ -7,7 +7,7 @@ const MAX_MARKS = 300;          // off-track / crash marks kept on the map
 const CAR_TIMEOUT_MS = 15000;   // a car not heard of for this long leaves the map
 
 const viewer = {
-  tracks: {}, trackName: null, cars: {}, marks: [], laps: {}, points: [],
+  tracks: {}, trackName: null, cars: {}, marks: [], laps: {}, points: [], objects: null,
   snapshots: 0, frames: 0, curves: {}, connected: false,
 };
 window.viewer = viewer;
@@ -65,6 +65,20 @@ function drawCar(ctx, tf, x, y, yaw, colour, sizePx, outline = "#fff") {
   ctx.restore();
 }
 
+// A box or bot car: a rectangle of half sizes hl (along yaw) and hw (across), filled; a bot's front edge in white.
+function drawObject(ctx, tf, [x, y, yaw, hl, hw], bot) {
+  const c = Math.cos(yaw), s = Math.sin(yaw);
+  const corners = [[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]].map(([a, b]) => tf.px(x + a * c - b * s, y + a * s + b * c));
+  ctx.beginPath();
+  corners.forEach(([u, v], i) => { if (i) ctx.lineTo(u, v); else ctx.moveTo(u, v); });
+  ctx.closePath();
+  ctx.fillStyle = bot ? "#2878fa" : "#f0961e"; ctx.fill();
+  ctx.strokeStyle = "#fff"; ctx.lineWidth = 1; ctx.stroke();
+  if (bot) {
+    ctx.lineWidth = 2.5; ctx.beginPath(); ctx.moveTo(...corners[0]); ctx.lineTo(...corners[1]); ctx.stroke();
+  }
+}
+
 function drawMark(ctx, tf, x, y, colour) {
   const [u, v] = tf.px(x, y);
   ctx.strokeStyle = colour; ctx.lineWidth = 2;
@@ -83,6 +97,8 @@ function addTrack(outline) {
 function addSnapshot(s) {
   viewer.snapshots += 1;
   const now = performance.now();
+  // Object-avoidance / head-to-bot: the boxes or bots of one sampled car's env (each car has its own).
+  if (s.objects) viewer.objects = { ...s.objects, track: s.track[s.id.indexOf(s.objects.car)], heard: now };
   for (let k = 0; k < s.id.length; k++) {
     const id = s.id[k];
     let car = viewer.cars[id];
@@ -124,6 +140,10 @@ function drawLive() {
   const tf = background.tf;
   trackCtx.drawImage(background.canvas, 0, 0);
   for (const m of viewer.marks) if (m.track === outline.name) drawMark(trackCtx, tf, m.x, m.y, m.crash ? "#ffa500" : "#ff4040");
+  const objects = viewer.objects;
+  if (objects && objects.track === outline.name && now - objects.heard < CAR_TIMEOUT_MS) {
+    for (const rect of objects.rects) drawObject(trackCtx, tf, rect, objects.bots);
+  }
   let shown = 0;
   for (const [id, car] of Object.entries(viewer.cars)) {
     if (now - car.heard > CAR_TIMEOUT_MS) { delete viewer.cars[id]; continue; }

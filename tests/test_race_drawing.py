@@ -1,0 +1,93 @@
+"""Boxes and bot cars drawn: the env's rgb_array frame (rollout video), the rollout plot and the live viewer's snapshot."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from control.env.racing_env import RacingEnv
+from control.env.render import COLOURS, _canvas, rectangle_corners_m
+from control.env.vector_env import RacingVectorEnv
+from control.integration.callbacks.viewer_publish import car_snapshot, race_batches, sample_cars
+
+BOX_AT = {"type": "object_avoidance", "positions": [[0.5, 1]], "box_length_m": 0.6, "box_width_m": 0.3}
+
+
+def _frame_and_box_pixel(race: dict, box_race: dict = BOX_AT) -> tuple[np.ndarray, tuple[int, int]]:
+    """A reset frame of the oval with `race`, and the pixel (row, column) of the centre of the box of `box_race`."""
+    env = RacingEnv({"track": "oval", "start": {"mode": "fixed"}, "race": race}, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    boxed = RacingEnv({"track": "oval", "start": {"mode": "fixed"}, "race": box_race})
+    boxed.reset(seed=0)
+    (x, y), = boxed.params["objects_location"]
+    u, v = _canvas(env.race_state()).px(np.array([[x, y]]))[0]
+    return frame, (int(round(v)), int(round(u)))
+
+
+def test_a_render_frame_shows_the_box_where_it_is():
+    frame, (row, col) = _frame_and_box_pixel(BOX_AT)
+    assert tuple(frame[row, col]) == COLOURS["box"]
+    # Without the box that pixel is road; with the box elsewhere, too.
+    plain, _ = _frame_and_box_pixel({"type": "time_trial"})
+    moved, _ = _frame_and_box_pixel({**BOX_AT, "positions": [[0.8, -1]]})
+    assert tuple(plain[row, col]) == COLOURS["road"] and not np.all(plain == COLOURS["box"], axis=-1).any()
+    assert tuple(moved[row, col]) == COLOURS["road"] and np.all(moved == COLOURS["box"], axis=-1).any()
+
+
+def test_bots_are_drawn_in_their_own_colour_and_move_between_frames():
+    env = RacingEnv({"track": "oval", "start": {"mode": "fixed"}, "race": {"type": "head_to_bot", "num_bots": 2, "bot_speed_mps": 2.0}},
+                    render_mode="rgb_array")
+    env.reset(seed=1)
+    first = np.all(env.render() == COLOURS["bot"], axis=-1)
+    for _ in range(15):
+        env.step(np.array([0.0, -1.0], dtype=np.float32))
+    later = np.all(env.render() == COLOURS["bot"], axis=-1)
+    assert first.sum() > 20 and later.sum() > 20  # two bot cars of a few dozen pixels each
+    assert not np.array_equal(first, later)  # 2 m further on after a second
+
+
+def test_rectangle_corners_follow_the_heading():
+    # Heading +y: the front is up, the left side is -x; corners front-left, front-right, rear-right, rear-left.
+    corners = rectangle_corners_m(np.array([[1.0, 2.0, np.pi / 2, 0.5, 0.25]]))[0]
+    np.testing.assert_allclose(corners, [[0.75, 2.5], [1.25, 2.5], [1.25, 1.5], [0.75, 1.5]], atol=1e-12)
+
+
+def test_the_viewer_snapshot_carries_the_objects_of_a_sampled_car():
+    env = RacingVectorEnv({"track": "oval", "race": {"type": "head_to_bot", "num_bots": 3}}, num_envs=2)
+    env.reset(seed=2)
+    env.step(np.zeros((2, 2), dtype=np.float32))
+    races = race_batches(env)
+    snapshot = car_snapshot(races, sample_cars(races, 16), runner=1, evaluation=False)
+    objects = snapshot["objects"]
+    assert objects["car"] == "1.0.0" and objects["bots"] is True
+    x, y, yaw, half_length, half_width = (a[0] for a in env.race.race_objects.rectangles())
+    np.testing.assert_allclose(objects["rects"], np.c_[x, y, yaw, half_length, half_width], atol=1e-3)
+    # A time trial's snapshot has no objects.
+    plain = RacingVectorEnv({"track": "oval"}, num_envs=1)
+    plain.reset(seed=0)
+    plain.step(np.zeros((1, 2), dtype=np.float32))
+    assert "objects" not in car_snapshot(race_batches(plain), [(0, np.array([0]))], runner=0, evaluation=False)
+
+
+@pytest.mark.parametrize("race", [BOX_AT, {"type": "head_to_bot", "num_bots": 2}])
+def test_the_rollout_trajectory_plot_marks_the_objects(race, tmp_path):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from control.rollout.episodes import run_episodes
+    from control.rollout.plots import plot_trajectories
+
+    class Slow:
+        def compute_action(self, obs):
+            return np.array([0.0, -0.5], dtype=np.float32)
+
+    env = RacingEnv({"track": "oval", "start": {"mode": "fixed"}, "max_episode_steps": 20, "race": race})
+    (record,) = run_episodes(env, Slow(), 1, seed=0, progress_bar=False)
+    # Where the objects were when the episode started (bots move on; boxes stay).
+    assert len(record.objects_xy_m) == len(env.params["objects_location"])
+    if race["type"] == "object_avoidance":
+        np.testing.assert_allclose(record.objects_xy_m, env.params["objects_location"])
+    with_objects = np.asarray(Image.open(plot_trajectories([record], tmp_path / "with.png", max_speed_mps=4.0)))
+    without = np.asarray(Image.open(plot_trajectories([replace(record, objects_xy_m=[])], tmp_path / "without.png", max_speed_mps=4.0)))
+    assert with_objects.shape == without.shape and not np.array_equal(with_objects, without)
