@@ -111,6 +111,26 @@ def test_discretized_sectors_are_deepracer_one_hot_bins():
         np.testing.assert_array_equal(obs, np.delete(one_hot, -1, axis=1).reshape(-1))
 
 
+def test_noise_is_gaussian_on_the_hits_seeded_and_leaves_clear_rays_at_the_cap():
+    noisy = {"type": "deepracer_lidar", "noise_stddev_m": 0.01}  # DeepRacer's Gazebo lidar noise
+    env = RacingEnv({"track": "hairpins", "observation": noisy})
+    run = _drive(env, 30)
+    again = _drive(RacingEnv({"track": "hairpins", "observation": noisy}), 30)
+    other_seed = _drive(RacingEnv({"track": "hairpins", "observation": noisy}), 0, seed=4)
+    errors = []
+    for (obs, x, y, yaw), (repeat, *_) in zip(run, again, strict=True):
+        np.testing.assert_array_equal(obs, repeat)  # same seed, same noise
+        exact = np.clip(_border_distances_m(env.driving_track, x, y, yaw), 0.15, 1.0)
+        clear = exact >= 1.0
+        assert np.all(obs[clear] == 1.0)  # nothing within reach: no noise
+        inside = (exact > 0.2) & (exact < 0.9)  # away from the clipping bounds
+        errors.append(obs[inside] - exact[inside])
+    errors = np.concatenate(errors)
+    assert len(errors) > 500
+    assert abs(errors.mean()) < 0.002 and 0.008 < errors.std() < 0.012
+    assert not np.array_equal(other_seed[0][0], _drive(RacingEnv({"track": "hairpins", "observation": noisy}), 0, seed=5)[0][0])
+
+
 def _rectangle_track() -> Track:
     """A counter-clockwise 20 m x 10 m rectangle, 1 m wide, waypoints every 0.5 m: 60 m, inside on the left."""
     corners = [(0.0, 0.0), (20.0, 0.0), (20.0, 10.0), (0.0, 10.0), (0.0, 0.0)]
@@ -141,6 +161,7 @@ def test_a_box_in_front_lowers_the_front_readings_and_sets_the_front_sectors(tmp
 
 VECTOR_CONFIGS = {
     "raw": {"track": "speedway", "observation": VARIANTS["raw"], "max_episode_steps": 40},
+    "raw_noisy": {"track": "hairpins", "observation": {"type": "deepracer_lidar", "noise_stddev_m": 0.01}, "max_episode_steps": 25},
     "sectors_with_boxes": {"track": "speedway", "observation": VARIANTS["sectors"], "max_episode_steps": 40,
                            "race": {"type": "object_avoidance", "num_obstacles": 6}},
     "evo": {"track": "hairpins", "observation": VARIANTS["evo"], "max_episode_steps": 30},

@@ -14,7 +14,8 @@ What the DeepRacer simulator defines, and where (aws-deepracer-community/deeprac
   the bin "nothing nearer than clipping_dist" is dropped, so a clear sector reads all zeros.
 Samples run from the car's right (-150°) to its left (+150°), as a ROS LaserScan orders them (angle_min
 first). The rays are cast from the car's centre on the track geometry (borders, compiled ray caster) and
-stop at race objects (boxes, bots), like `vlidar`; the sensor's noise is not simulated (observations are exact).
+stop at race objects (boxes, bots), like `vlidar`. The sensor's noise is off by default (exact readings);
+`noise_stddev_m: 0.01` adds Gazebo's Gaussian noise to every ray that hits something within reach.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 import control.env.observations as observations
-from control.config_schema import Expect, Flag, Invalid, Number, PositiveNumber, PositiveWhole, Section, Text, one_of
+from control.config_schema import Expect, Flag, Invalid, NonNegativeNumber, Number, PositiveNumber, PositiveWhole, Section, Text, one_of
 from control.env.observations import CameraObservation, CombinedObservation, ObservationType, StereoCameraObservation
 from control.env.typed_section import parse_typed_section
 
@@ -66,6 +67,7 @@ class DeepRacerLidarObservation(ObservationType):
             SECTOR_LIDAR_CLIPPING_DIST_M, description="sectors: 1 when the sector's nearest reading is nearer; discretized: the bins' range, m")
         num_values_per_sector: PositiveWhole = Field(1, description="discretized: bins per sector")
         ego_features: Flag = Field(False, description="append speed / max speed and steering / max steering (DeepRacer's lidar has none)")
+        noise_stddev_m: NonNegativeNumber = Field(0.0, description="Gaussian noise on each hit, m (DeepRacer's Gazebo: 0.01; 0: exact)")
 
         @model_validator(mode="after")
         def _consistent(self) -> DeepRacerLidarObservation.Settings:
@@ -93,6 +95,8 @@ class DeepRacerLidarObservation(ObservationType):
         self.max_range_m = float(cfg["clipping_dist_m"] if self.mode == "raw" else cfg["sector_clipping_dist_m"])
         self.min_range_m = float(cfg["min_range_m"])
         self.last_distances_m = np.full((1, n), self.max_range_m)  # (N, R) of the latest observe, for render
+        self.noise_stddev_m = float(cfg["noise_stddev_m"])
+        self._noise_rngs: list[np.random.Generator | None] = []  # per car: a child of its generator, drawn anew per episode
 
     def _width(self) -> int:
         """Length of the sensor part of the observation vector."""
@@ -138,6 +142,19 @@ class DeepRacerLidarObservation(ObservationType):
             self.last_distances_m[idx] = np.minimum(self.last_distances_m[idx], hit_m)
         return self.last_distances_m[idx], (scratch[:, num_rays:] if ego else None)
 
+    def add_noise(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray, distances_m: np.ndarray) -> np.ndarray:
+        """Distances with Gaussian noise on the rays that hit within reach, from each car's own noise stream."""
+        if len(self._noise_rngs) != race.num_cars:
+            self._noise_rngs = [None] * race.num_cars
+        fresh = np.full(len(idx), bool(reset)) if np.ndim(reset) == 0 else np.asarray(reset, dtype=bool)[idx]
+        noise = np.empty(distances_m.shape)
+        for j, c in enumerate(idx.tolist()):  # only with noise on: one draw per car, from its own stream (batch-size free)
+            if fresh[j] or self._noise_rngs[c] is None:  # a child of the car's generator: a seeded reset repeats the noise
+                self._noise_rngs[c] = race.rngs[c].spawn(1)[0]
+            noise[j] = self._noise_rngs[c].normal(0.0, self.noise_stddev_m, distances_m.shape[1])
+        hit = distances_m < self.max_range_m  # a ray that saw nothing within reach reads the cap, as Gazebo's inf clipped
+        return np.where(hit, distances_m + noise, distances_m)
+
     def readings(self, distances_m: np.ndarray) -> np.ndarray:
         """(k, width) the sensor's observation from (k, R) ray distances, as DeepRacer's input filter computes it."""
         distances_m = np.clip(distances_m, self.min_range_m, self.max_range_m)  # nothing reads nearer than the sensor's minimum
@@ -156,6 +173,8 @@ class DeepRacerLidarObservation(ObservationType):
 
     def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
         distances_m, ego = self.distances_m(race, idx)
+        if self.noise_stddev_m > 0:
+            distances_m = self.add_noise(race, idx, reset, distances_m)
         sensor = self.readings(distances_m)
         obs = sensor if ego is None else np.concatenate((sensor, ego), axis=1)
         return obs.astype(np.float32)
