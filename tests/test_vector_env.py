@@ -217,3 +217,69 @@ def test_per_car_infos_as_rllib_splits_them_are_what_the_callbacks_read():
         if terminated or truncated:
             break
     assert summarize_episode(rows)["progress"] == pytest.approx(info["params"]["progress"])
+
+
+def test_lean_infos_give_the_callbacks_the_same_episode_summaries_as_full_infos():
+    """env_config.infos: lean (training's default) keeps only each episode's last step; the metrics are unchanged."""
+    from gymnasium.wrappers.vector import DictInfoToList
+
+    from control.integration.callbacks.metrics import summarize_episode
+
+    def episodes(infos_mode: str) -> tuple[list[dict], int]:
+        config = {"track": "oval", "max_episode_steps": 400, "infos": infos_mode, "seed": 3}
+        vector = RacingVectorEnv(config, num_envs=3)
+        venv = DictInfoToList(vector)
+        venv.reset(seed=3)
+        rng = np.random.default_rng(0)
+        per_car: list[list[dict]] = [[] for _ in range(3)]
+        summaries, empty_steps = [], 0
+        for _ in range(900):
+            # Car 0 follows the centerline (it laps), cars 1 and 2 drive at random (they crash and reset).
+            p = vector.race.params
+            heading_error = np.angle(np.exp(1j * (p["waypoint_direction_rad"][0] - np.radians(p["heading"][0]))))
+            side = 1.0 if p["is_left_of_center"][0] else -1.0
+            steer = np.clip((np.degrees(heading_error) * 2.0 - 40.0 * side * p["distance_from_center"][0]) / 30.0, -1, 1)
+            actions = np.clip(rng.normal([0.0, 0.6], 0.5, size=(3, 2)), -1, 1).astype(np.float32)
+            actions[0] = (steer, 0.0)
+            _, _, terminated, truncated, infos = venv.step(actions)
+            for car in range(3):
+                if infos[car].get("episode_status") == "prepare" or "track" in infos[car]:
+                    continue  # an autoreset step: the new episode's reset info
+                empty_steps += not infos[car]
+                per_car[car].append(infos[car])
+                if terminated[car] or truncated[car]:
+                    summaries.append(summarize_episode(per_car[car]))
+                    per_car[car] = []
+        return summaries, empty_steps
+
+    full, full_empty = episodes("full")
+    lean, lean_empty = episodes("lean")
+    assert len(full) >= 5 and len(lean) == len(full)
+    assert full_empty == 0 and lean_empty > 10 * len(lean)  # lean: most steps carry nothing
+    for f, le in zip(full, lean, strict=True):
+        assert le["progress"] == pytest.approx(f["progress"]) and le["status"] == f["status"]
+        assert le["speed_mps_mean"] == pytest.approx(f["speed_mps_mean"])
+        assert le["lap_times_s"] == pytest.approx(f["lap_times_s"])
+    assert any(s["lap_times_s"] for s in full)  # lap times are compared too
+
+
+def test_training_resolves_auto_infos_to_lean_unless_the_state_log_needs_every_step():
+    from control.training.cli import resolve_training_config
+    from control.training.config_loader import build_ppo_config
+
+    resolved, _ = resolve_training_config("resources/configs/ppo_vlidar_config.yaml", name="t", overrides=[])
+    assert resolved.env_config["infos"] == "auto"
+    assert build_ppo_config(resolved, auto_infos="lean").env_config["infos"] == "lean"
+    assert build_ppo_config(resolved).env_config["infos"] == "full"
+    explicit, _ = resolve_training_config("resources/configs/ppo_vlidar_config.yaml", name="t", overrides=["env_config.infos=full"])
+    assert build_ppo_config(explicit, auto_infos="lean").env_config["infos"] == "full"
+
+
+def test_state_log_with_lean_infos_is_refused_before_anything_starts(tmp_path):
+    from control.errors import ConfigError
+    from control.training.cli import resolve_training_config, train
+
+    resolved, _ = resolve_training_config("resources/configs/ppo_vlidar_config.yaml", name="t", overrides=["env_config.infos=lean"])
+    with pytest.raises(ConfigError, match="env_config.infos is 'lean'"):
+        train(resolved, results_dir=tmp_path, name="t", state_log=True)
+    assert not any(tmp_path.iterdir())  # no run folder

@@ -38,6 +38,7 @@ from control.track.generate import (
 
 START_MODES = ("fixed", "random", "round_robin")
 DIRECTIONS = ("counter_clockwise", "clockwise", "random")
+INFO_MODES = ("auto", "full", "lean")
 
 
 def _range(value: list[float], low_m: float, high_m: float) -> list[float]:
@@ -160,6 +161,10 @@ class EnvConfig(Section):
         default_factory=dict, description="built-in simulator settings (see [The built-in simulator](#the-built-in-simulator))")
     carla: dict[str, Any] = Field(default_factory=dict, description="CARLA settings (see [CARLA](#carla-backend))")
     seed: Whole | None = Field(None, description="base seed; each env runner and vector copy adds its index")
+    infos: Annotated[Text, one_of(*INFO_MODES)] = Field(
+        "auto", description="step infos: `full` (every step: params, vehicle, commands, reward components), `lean` (only lap "
+                            "times and each episode's last step: params, status, laps, mean speed) or `auto` (`ppo_train.py`: "
+                            "lean unless `--state_log`; elsewhere full)")
     run_name: Text = Field("default", description="set by `ppo_train.py`; names CARLA containers and state-log files")
 
     @model_validator(mode="after")

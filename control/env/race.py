@@ -73,6 +73,10 @@ class RaceBatch:
         self.steering_cmd_deg, self.speed_cmd_mps = np.zeros(n), np.zeros(n)
         self.action_index = np.full(n, -1)
         self.last_reward = np.zeros(n)
+        self._speed_sum_mps = np.zeros(n)  # measured speed summed over each car's episode steps (lean infos' mean)
+        # "lean": a car's info carries only its lap times and, on its last step, the episode's results
+        # (training: RLlib splits and stores every step's info of every car, ≈ 40 µs per env step when full).
+        self.lean_infos = self.config.get("infos") == "lean"
         self.trails: list[list[tuple[float, float, float]]] = [[] for _ in range(n)]
         # Boxes or bot cars (env_config.race), on the one driving track; None in time trials.
         self.race_config = RaceConfig.model_validate(dict(self.config.get("race") or {}))
@@ -247,6 +251,7 @@ class RaceBatch:
         proj = self._project(idx)
         st = self.states
         self.tracker.reset(idx, proj["s_m"], st.x_m[idx], st.y_m[idx])
+        self._speed_sum_mps[idx] = 0.0
         self.steering_cmd_deg[idx], self.speed_cmd_mps[idx], self.action_index[idx] = 0.0, 0.0, -1
         self.last_reward[idx] = 0.0
         if self.keep_trails:
@@ -320,6 +325,9 @@ class RaceBatch:
                     self.trails[i] = [point]
                 else:
                     self.trails[i].append(point)
+        self._speed_sum_mps += st.speed_mps
+        if reset_idx is not None:
+            self._speed_sum_mps[reset_idx] = 0.0
         if self._one_track is not None:  # every car on one track: projection, episode and params in one compiled call
             ep = self._update_one_track(steering_deg, resetting if reset_idx is not None else None)
         else:
@@ -377,8 +385,14 @@ class RaceBatch:
                       self._clockwise, self._param_f, self._param_b, self._param_i)
 
     def info_params(self) -> dict[str, np.ndarray]:
-        """A copy of every car's params (N,) arrays, as an info carries them (three block copies)."""
-        return _param_views(self._param_f.copy(), self._param_b.copy(), self._param_i.copy(), with_direction=False)
+        """A copy of every car's params (N,) arrays, as an info carries them (three block copies; in a race, the object params)."""
+        p = _param_views(self._param_f.copy(), self._param_b.copy(), self._param_i.copy(), with_direction=False)
+        o = self.object_params()
+        if o is not None:  # (N, ...) arrays made fresh each step: gymnasium's per-car split hands each car its rows
+            p.update(closest_objects=o.closest_objects, objects_location=o.objects_location_m, objects_left_of_center=o.objects_left_of_center,
+                     objects_speed=o.objects_speed_mps, objects_heading=o.objects_heading_deg, objects_distance=o.objects_distance_m,
+                     objects_distance_from_center=o.objects_distance_from_center_m, object_in_camera=o.object_in_camera)
+        return p
 
     def car_params(self, i: int, waypoints: bool = False) -> dict[str, Any]:
         """DeepRacer's params dict of car i with Python values (waypoints only when asked)."""
@@ -438,6 +452,8 @@ class RaceBatch:
 
         Cars in reset_idx carry their reset info instead: params, episode_status, track and direction.
         """
+        if self.lean_infos:
+            return self._lean_step_infos(ep, reset_idx)
         st = self.states
         n = self.num_cars
         every = np.ones(n, dtype=bool)
@@ -468,6 +484,34 @@ class RaceBatch:
             direction[reset_idx] = [self.directions[i] for i in reset_idx.tolist()]
             infos["track"], infos["_track"] = track, ~stepped
             infos["direction"], infos["_direction"] = direction, ~stepped
+        return infos
+
+    def _lean_step_infos(self, ep: EpisodeStep, reset_idx: np.ndarray | None) -> dict[str, Any]:
+        """Lean infos (env_config.infos: lean): lap_time_s on a car's lap steps; on its last step params,
+        episode_status, laps_completed and episode_speed_mps_mean; track and direction when it resets. Else nothing."""
+        infos: dict[str, Any] = {}
+        if ep.lap_complete.any():
+            infos["lap_time_s"], infos["_lap_time_s"] = ep.lap_time_s, ep.lap_complete
+        done = ep.terminated | ep.truncated
+        if done.any():
+            infos.update({"params": self.info_params(), "_params": done,
+                          "episode_status": STATUS_NAMES[ep.status], "_episode_status": done,
+                          "laps_completed": self.tracker.laps_completed.copy(), "_laps_completed": done,
+                          "episode_speed_mps_mean": self._speed_sum_mps / np.maximum(self.tracker.steps, 1),
+                          "_episode_speed_mps_mean": done,
+                          "episode_lap_times_s": _object_array([list(t) for t in self.tracker.lap_times_s]),
+                          "_episode_lap_times_s": done})
+            if ep.truncated.any():
+                infos["truncated_reason"] = np.where(ep.truncated, "max_episode_steps", "").astype(object)
+                infos["_truncated_reason"] = ep.truncated.copy()
+        if reset_idx is not None:
+            n = self.num_cars
+            resets = np.zeros(n, dtype=bool)
+            resets[reset_idx] = True
+            track, direction = np.empty(n, dtype=object), np.empty(n, dtype=object)
+            track[reset_idx] = [self.tracks[i].name for i in reset_idx.tolist()]
+            direction[reset_idx] = [self.directions[i] for i in reset_idx.tolist()]
+            infos.update({"track": track, "_track": resets, "direction": direction, "_direction": resets})
         return infos
 
     def _sim_error_step(self, exc: SimulatorError) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -516,6 +560,14 @@ def _param_views(floats: np.ndarray, bools: np.ndarray, ints: np.ndarray, with_d
     # The race's own params: an (N, 2) view; an info's: one [behind, ahead] list per car, DeepRacer's type, so
     # gymnasium's per-car split (RLlib's DictInfoToList) hands callbacks what a one-car env gives them.
     out["closest_waypoints"] = ints[1:3].T if with_direction else _waypoint_lists(ints[1:3].T)
+    return out
+
+
+def _object_array(items: list[Any]) -> np.ndarray:
+    """(N,) object array holding one Python object per car (np.array would make lists a 2-D array)."""
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):  # element-wise: a slice assignment would read equal-length lists as a 2-D array
+        out[i] = item
     return out
 
 

@@ -170,6 +170,10 @@ class RacingEnv(gym.Env):
         obs, reward, terminated, truncated, infos = self.race.step(np.asarray(action)[None])
         self.params = self.race.car_params(0)
         info = car_info(infos, 0, skip=("params",))  # the car's own params dict replaces the batched one
+        if self.race.lean_infos:  # lean: the params only where the batched info has them (the episode's last step)
+            if "params" in infos and infos["_params"][0]:
+                info["params"] = self.params
+            return _first(obs), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
         info["params"] = self.params
         if "vehicle" in info:
             info["vehicle"] = {k: float(v) for k, v in info["vehicle"].items()}

@@ -208,6 +208,9 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
     from control.training.run_lock import RunLock
     from control.training.tune_run import InterruptedBeforeTraining
 
+    if state_log and resolved.env_config.get("infos") == "lean":
+        raise ConfigError("--state_log writes every step's params, but env_config.infos is 'lean' (last steps only); "
+                          "set env_config.infos to auto or full")
     command_line = list(command_line or [])
     recorded = recorded_config if recorded_config is not None else resolved.to_dict()
     restoring = restore is not None
@@ -312,7 +315,8 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         if stop_signal is not None and stop_signal.received:
             raise InterruptedBeforeTraining(stop_signal.received)
         _register_envs()
-        config = build_ppo_config(resolved)
+        # The state log writes every step's params; without it, env runners get lean step infos (much less to store).
+        config = build_ppo_config(resolved, auto_infos="full" if state_log else "lean")
         _use_user_error_env_runner(config)
         callbacks: list[type] = []
         if restore_path is not None:
