@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from control.integration.state_log_writer import DEFAULT_MAX_MB, StateLogWriter, cap_bytes
@@ -21,7 +22,15 @@ SIM_TRACE_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "
                      "episode_status")
 EXTRA_COLUMNS = ("iteration", "worker_index", "env_index", "episode_id", "speed", "distance_from_center",
                  "is_left_of_center", "is_offtrack", "is_crashed", "is_reversed", "reward_components")
-COLUMNS = SIM_TRACE_COLUMNS + EXTRA_COLUMNS
+# Object-avoidance and head-to-bot races. DeepRacer's SIM_TRACE has no per-object columns (its analysis notebooks,
+# deepracer-utils and deepracer-log-guru, read none; its only object column, obstacle_crash_counter, is dropped by
+# deepracer-utils as obsolete), so these are our own, from DeepRacer's object params: the nearest object ahead and
+# behind along the track (closest_objects), their distances along the track from the car, whether the one ahead is
+# left of the centerline and on the car's side, and every object's (x, y) as JSON. Empty in a time trial.
+OBJECT_COLUMNS = ("object_ahead", "object_ahead_distance_m", "object_ahead_left_of_center", "object_ahead_in_car_lane",
+                  "object_behind", "object_behind_distance_m", "objects_location")
+COLUMNS = SIM_TRACE_COLUMNS + EXTRA_COLUMNS + OBJECT_COLUMNS
+_NO_OBJECTS = [""] * len(OBJECT_COLUMNS)
 _ITERATION_ATTR = "_racing_state_log_iteration"
 
 
@@ -44,7 +53,22 @@ def state_log_row(info: dict[str, Any], *, episode: int, reward: float, done: bo
         iteration, worker_index, env_index, episode_id, p.get("speed"), p.get("distance_from_center"),
         p.get("is_left_of_center"), p.get("is_offtrack"), p.get("is_crashed"), p.get("is_reversed"),
         json.dumps(info.get("reward_components", {}), sort_keys=True, default=float),
+        *object_columns(p),
     ]
+
+
+def object_columns(params: dict[str, Any]) -> list[Any]:
+    """The OBJECT_COLUMNS values of one car's params (lists from RacingEnv, arrays from the vector env's per-car split)."""
+    closest = params.get("closest_objects")
+    if closest is None or len(closest) == 0:
+        return list(_NO_OBJECTS)
+    behind, ahead = (int(k) for k in closest)
+    distance_m = np.asarray(params["objects_distance"], dtype=np.float64)
+    car_m, length_m = float(params["projection_distance"]), float(params["track_length"])
+    left = bool(params["objects_left_of_center"][ahead])
+    location = np.round(np.asarray(params["objects_location"], dtype=np.float64), 3).tolist()
+    return [ahead, round((distance_m[ahead] - car_m) % length_m, 4), left, left == bool(params["is_left_of_center"]),
+            behind, round((car_m - distance_m[behind]) % length_m, 4), json.dumps(location)]
 
 
 class StateLogCallback(RLlibCallback):
