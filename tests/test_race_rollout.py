@@ -99,3 +99,13 @@ def test_overtakes_count_passes_both_ways_but_not_the_half_lap_wrap():
     assert counter.passed.tolist() == [1, 0, 0]
     assert counter.passed_by.tolist() == [0, 1, 0]
     assert counter.net_per_bot.tolist() == [1, -1, 0]
+
+
+def test_a_rollout_env_records_every_step_even_when_the_training_ran_with_lean_infos():
+    from control.rollout.inference import RunConfig, make_env
+
+    run = RunConfig(env="RacerVLidar-v0", env_config={"track": "oval", "infos": "lean", "max_episode_steps": 5,
+                                                        "race": {"type": "head_to_bot", "num_bots": 1}})
+    env = make_env(run, {}, render=False)
+    (record,) = run_episodes(env, LaneDriver(env), 1, seed=0, progress_bar=False)
+    assert record.num_steps == 5 and record.bots_passed == [0]  # every step's params reached the recorder

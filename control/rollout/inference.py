@@ -112,6 +112,7 @@ def make_env(run: RunConfig, overrides: Mapping[str, Any], render: bool = True) 
     config = merge_dicts({**ENV_IDS[run.env], **run.env_config}, dict(overrides))
     if "observation" in run.env_config:  # observation sections replace, never merge (keys depend on type)
         config["observation"] = dict(run.env_config["observation"])
+    config["infos"] = "full"  # a rollout records every step's params (a training may have run with lean infos)
     return RacingEnv(config, render_mode="rgb_array" if render else None)
 
 
