@@ -65,6 +65,7 @@ MAX_VIEW_DISTANCE_M = 200.0  # pixels hitting the ground farther than this (at t
 # DeepRacer's camera frustum starts 0.2 m in front of the lens (deepracer-simapp bundle/markov/cameras/frustum.py,
 # Frustum.near); its far plane (300 m) is beyond anything our camera draws, so ours ends at the view distance.
 FRUSTUM_NEAR_M = 0.2
+NEAR_CLIP_M = 0.005  # the painter ignores the parts of an object closer to the lens than this (a car inside it has crashed)
 
 
 def footprints_in_view(spec: CameraSpec, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -294,8 +295,8 @@ class GroundCamera:
             boxes = [np.ascontiguousarray(a, dtype=np.float64) for a in (objects.x_m, objects.y_m, objects.yaw_rad,
                                                                          objects.half_length_m, objects.half_width_m, objects.height_m)]
             _paint_boxes(x, y, yaw, *_lens_columns(lens), self.width_px, self.height_px, env_rows, *boxes,
-                         np.ascontiguousarray(objects.kind, dtype=np.int64), colours, np.empty(self.height_px * self.width_px), out,
-                         self.last_object_pixels)
+                         np.ascontiguousarray(objects.kind, dtype=np.int64), colours, np.empty(self.height_px * self.width_px),
+                         np.full(self.height_px * self.width_px, -1, dtype=np.int64), out, self.last_object_pixels)
         return out.reshape((k, self.height_px, self.width_px, 3) if self.rgb else (k, self.height_px, self.width_px))
 
 
@@ -359,11 +360,14 @@ def _render_posed(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, 
                         frame[base + j, ch] = palette[SKY, ch]
                 continue
             fwd = (x_off[k] + t * ray_x) * inv_res
+            # Along a row the ground point moves linearly with the column: left = left0 + j * step.
+            step = -t / focal * inv_res
+            left0 = (y_off[k] - t * (0.5 - 0.5 * width) / focal) * inv_res
+            col_a, row_a = col0 + c * fwd - s * left0, row0 + s * fwd + c * left0
+            col_b, row_b = -s * step, c * step
             for j in range(width):
-                u = (j + 0.5 - 0.5 * width) / focal
-                left = (y_off[k] - t * u) * inv_res
-                col = min(max(col0 + c * fwd - s * left, 0.0), max_col)
-                row = min(max(row0 + s * fwd + c * left, 0.0), max_row)
+                col = min(max(col_a + j * col_b, 0.0), max_col)
+                row = min(max(row_a + j * row_b, 0.0), max_row)
                 cls = tex[int(row) * tex_w + int(col)]
                 for ch in range(channels):
                     frame[base + j, ch] = palette[cls, ch]
@@ -371,14 +375,16 @@ def _render_posed(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, 
 
 @numba.njit(cache=True)
 def _paint_boxes(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, height, rows, box_x, box_y, box_yaw, box_hl, box_hw,
-                 box_h, kind, colours, depth, out, painted):  # pragma: no cover - compiled
+                 box_h, kind, colours, depth, depth_owner, out, painted):  # pragma: no cover - compiled
     """Paint each car's boxes over its frame where a pixel's ray meets a box before the ground or a nearer box.
 
     A box is skipped when it lies behind the lens; otherwise only the pixels of its projected bounding
-    rectangle (its 8 corners) are tested (slab method in the box's frame, the entry face picks the shade).
+    rectangle (its corners, clipped at the near plane) are tested (slab method in the box's frame, the entry face picks the shade).
+    depth[p] holds the nearest hit so far of frame depth_owner[p] (stale for any other frame: no per-frame clearing).
     """
     channels = out.shape[2]
     num_boxes = box_x.shape[1]
+    cqx, cqy, cqz, cd = np.empty(8), np.empty(8), np.empty(8), np.empty(8)  # a box's corners relative to the lens, and their depths
     for k in range(x.shape[0]):
         i = rows[k]
         c, s = math.cos(yaw[k]), math.sin(yaw[k])
@@ -388,7 +394,6 @@ def _paint_boxes(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, h
         lx = x[k] + c * x_off[k] - s * y_off[k]
         ly = y[k] + s * x_off[k] + c * y_off[k]
         lz = cam_h[k]
-        depth_ready = False
         frame = out[k]
         count = 0
         for j in range(num_boxes):
@@ -399,33 +404,38 @@ def _paint_boxes(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, h
             radius = math.sqrt(hl * hl + hw * hw + bh * bh)
             if fx * cp + (0.5 * bh - lz) * -sp < -radius or math.sqrt(fx * fx + fy * fy) - radius > MAX_VIEW_DISTANCE_M:
                 continue  # wholly behind the lens plane, or beyond the view distance
-            # Projected bounding rectangle of the 8 corners (all of the frame when a corner is behind the lens).
+            # Projected bounding rectangle of the box's part in front of the near clip plane: its corners there, and
+            # where its edges cross the plane (a box beside the lens then covers only the frame's edge it shows in).
             rel = box_yaw[i, j] - yaw[k]
             ca, sa = math.cos(rel), math.sin(rel)
-            c_lo, c_hi, r_lo, r_hi = width, -1, height, -1
-            whole = False
             for corner in range(8):
                 ex = hl if corner & 1 else -hl
                 ey = hw if corner & 2 else -hw
-                ez = bh if corner & 4 else 0.0
-                qx, qy, qz = fx + ca * ex - sa * ey, fy + sa * ex + ca * ey, ez - lz
-                d = qx * cp - qz * sp  # depth along the optical axis
-                if d <= 1e-6:
-                    whole = True
-                    break
-                col = -qy / d * focal + 0.5 * width - 0.5
-                row = 0.5 * height - (qx * sp + qz * cp) / d * focal - 0.5
-                c_lo, c_hi = min(c_lo, int(math.floor(col))), max(c_hi, int(math.ceil(col)))
-                r_lo, r_hi = min(r_lo, int(math.floor(row))), max(r_hi, int(math.ceil(row)))
-            if whole:
-                c_lo, c_hi, r_lo, r_hi = 0, width - 1, 0, height - 1
+                cqx[corner], cqy[corner], cqz[corner] = fx + ca * ex - sa * ey, fy + sa * ex + ca * ey, (bh if corner & 4 else 0.0) - lz
+                cd[corner] = cqx[corner] * cp - cqz[corner] * sp  # depth along the optical axis
+            c_lo, c_hi, r_lo, r_hi = width, -1, height, -1
+            for corner in range(8):
+                for bit in (0, 1, 2, 4):  # the corner itself (bit 0), then its edges to the corners one bit up
+                    if bit == 0:
+                        if cd[corner] < NEAR_CLIP_M:
+                            continue
+                        qx, qy, qz, d = cqx[corner], cqy[corner], cqz[corner], cd[corner]
+                    else:
+                        other = corner | bit
+                        if other == corner or (cd[corner] < NEAR_CLIP_M) == (cd[other] < NEAR_CLIP_M):
+                            continue
+                        f = (NEAR_CLIP_M - cd[corner]) / (cd[other] - cd[corner])
+                        qx, qy, qz = (cqx[corner] + f * (cqx[other] - cqx[corner]), cqy[corner] + f * (cqy[other] - cqy[corner]),
+                                      cqz[corner] + f * (cqz[other] - cqz[corner]))
+                        d = NEAR_CLIP_M
+                    col = min(max(-qy / d * focal + 0.5 * width - 0.5, -1.0), width + 0.0)
+                    row = min(max(0.5 * height - (qx * sp + qz * cp) / d * focal - 0.5, -1.0), height + 0.0)
+                    c_lo, c_hi = min(c_lo, int(math.floor(col))), max(c_hi, int(math.ceil(col)))
+                    r_lo, r_hi = min(r_lo, int(math.floor(row))), max(r_hi, int(math.ceil(row)))
             c_lo, c_hi = max(c_lo, 0), min(c_hi, width - 1)
             r_lo, r_hi = max(r_lo, 0), min(r_hi, height - 1)
             if c_lo > c_hi or r_lo > r_hi:
                 continue  # outside the frame
-            if not depth_ready:
-                depth[:] = math.inf
-                depth_ready = True
             # The lens in the box's frame; pixel rays are rotated into it below.
             px, py = -(ca * fx + sa * fy), -(-sa * fx + ca * fy)
             pz = lz
@@ -453,10 +463,11 @@ def _paint_boxes(x, y, yaw, cam_h, pitch, focal_of_width, x_off, y_off, width, h
                         continue
                     t = max(t_near, 0.0)
                     pixel = r * width + col
-                    if t >= depth[pixel]:
-                        continue
-                    if not depth[pixel] < math.inf:
+                    if depth_owner[pixel] != k:  # the first object hit at this pixel in this frame
+                        depth_owner[pixel] = k
                         count += 1
+                    elif t >= depth[pixel]:
+                        continue
                     depth[pixel] = t
                     face = 2 if t_near == tz_near else (0 if t_near == tx_near else 1)
                     for ch in range(channels):
