@@ -6,12 +6,8 @@ import json
 import pytest
 
 from control.bench import cli
-from control.bench.train_bench import IterationCost, format_time_to_lap
-from control.viewer.cost import viewer_cost_result
-
-TIME_TO_LAP = {"config": "resources/configs/ppo_vlidar_config.yaml", "progress_threshold_pct": 100.0, "reached": False,
-               "stop_reason": "iteration", "wall_min": 1.0, "training_time_min": 0.5, "iterations": 4, "env_steps": 16000,
-               "lap_progress_mean_pct": 40.0, "train_steps_per_s": 1000.0}
+from control.bench.train_bench import IterationCost
+from control.viewer.cost import format_viewer_cost_row, viewer_cost_result
 
 
 def _cost(steps_per_s: float) -> dict:
@@ -22,18 +18,14 @@ def _cost(steps_per_s: float) -> dict:
 @pytest.mark.parametrize(("with_viewer", "cost_text", "verdict"), [(980.0, "+2.0 %", "met"), (950.0, "+5.0 %", "NOT met")])
 def test_the_bench_prints_and_records_the_viewer_cost_against_the_target(with_viewer, cost_text, verdict):
     viewer = viewer_cost_result("ppo_vlidar_config.yaml", 4, _cost(1000.0), _cost(with_viewer))
-    out = {"machine": "test machine", "time_to_lap": TIME_TO_LAP, "viewer_cost": viewer}
-    row = format_time_to_lap(out).splitlines()[-1]
+    out = {"time_to_lap": {"iterations": 4}, "viewer_cost": viewer}  # the train benchmark's JSON: the viewer next to time to lap
+    row = format_viewer_cost_row(viewer)
     assert row == (f"training steps/s, iterations 2..4: viewer off 1000  vs  viewer on (stream read) {with_viewer:.0f}  "
                    f"-> viewer cost {cost_text} (target <= 3 %: {verdict})")
     recorded = json.loads(json.dumps(out, default=cli._json_default))["viewer_cost"]
     assert recorded["viewer_cost_pct"] == pytest.approx(100 * (1 - with_viewer / 1000.0))
     assert recorded["within_target"] is (verdict == "met") and recorded["target_pct"] == 3.0
     assert recorded["no_viewer"]["train_steps_per_s"] == pytest.approx(1000.0)
-
-
-def test_the_table_has_no_viewer_row_when_it_is_skipped():
-    assert "viewer" not in format_time_to_lap({"machine": "test machine", "time_to_lap": TIME_TO_LAP})
 
 
 def test_viewer_iterations_flag(capsys):
@@ -45,13 +37,14 @@ def test_viewer_iterations_flag(capsys):
 
 
 @pytest.mark.slow
-def test_a_tiny_real_comparison_trains_without_then_with_a_served_and_read_viewer(ray_session, tmp_path):
-    """Two tiny trainings (~45 s on 2 busy cores): the figures are read back, and the viewer run's stream was read."""
+def test_a_tiny_real_comparison_trains_without_then_with_a_served_and_read_viewer(ray_session, tmp_path, capsys):
+    """The bench's own call, two tiny trainings (~45-70 s on 2 busy cores): figures read back, the viewer's stream read."""
     from control.bench.training_runs import VLIDAR_CONFIG, read_results
-    from control.viewer.cost import compare_viewer_cost
+    from control.viewer.cost import run_bench_viewer_cost
 
     tiny = ["train_batch_size=128", "minibatch_size=64", "num_epochs=1", "env_config.max_episode_steps=50"]
-    out = compare_viewer_cost(VLIDAR_CONFIG, tmp_path, iterations=2, overrides=tiny, seed=0)
+    out = run_bench_viewer_cost(VLIDAR_CONFIG, iterations=2, bench_dir=str(tmp_path), seed=0, overrides=tiny)
+    assert format_viewer_cost_row(out) in capsys.readouterr().out
     for name, key in (("viewer_off", "no_viewer"), ("viewer_on", "viewer")):
         rows = read_results(tmp_path / name)
         assert [r["training_iteration"] for r in rows] == [1, 2]

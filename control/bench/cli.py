@@ -88,10 +88,18 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
     if not (args.quality or args.generalisation):
         from control.bench.train_bench import run_train_benchmark
 
-        return run_train_benchmark(camera=args.camera, config=args.config,
-                                   cap_s=parse_duration_s(args.cap) if args.cap else None, progress_pct=args.progress,
-                                   noop_iterations=args.noop_iterations, bench_dir=args.bench_dir, seed=args.seed,
-                                   sync_iterations=args.sync_iterations, viewer_iterations=args.viewer_iterations)
+        result = run_train_benchmark(camera=args.camera, config=args.config,
+                                     cap_s=parse_duration_s(args.cap) if args.cap else None, progress_pct=args.progress,
+                                     noop_iterations=args.noop_iterations, bench_dir=args.bench_dir, seed=args.seed,
+                                     sync_iterations=args.sync_iterations)
+        if args.viewer_iterations > 0:  # here, not in train_bench: control/viewer/cost.py reads train_bench's figures
+            from control.bench.training_runs import CAMERA_CONFIG, VLIDAR_CONFIG, config_path
+            from control.viewer.cost import run_bench_viewer_cost
+
+            config = config_path(args.config, CAMERA_CONFIG if args.camera else VLIDAR_CONFIG)
+            result["viewer_cost"] = run_bench_viewer_cost(config, iterations=args.viewer_iterations, bench_dir=args.bench_dir,
+                                                          seed=args.seed)
+        return result
     from control.bench.lap_quality import run_lap_quality_benchmark
 
     return run_lap_quality_benchmark(config=args.config, quality=args.quality, all_tracks=args.all_tracks,

@@ -185,14 +185,12 @@ def env_share(real: IterationCost, noop: IterationCost) -> EnvShare:
 def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 100.0, cap_s: float = 300.0,
                     noop_iterations: int = 3, max_iterations: int | None = None,
                     overrides: list[str] | None = None, seed: int | None = None,
-                    sync_iterations: int = 0, viewer_iterations: int = 0) -> dict[str, Any]:
+                    sync_iterations: int = 0) -> dict[str, Any]:
     """Train `config` to the first iteration reaching progress_pct (or cap_s), then the no-op env; the figures.
 
     sync_iterations > 0: also train that many iterations on the one-car-per-env path
     (`gym_env_vectorize_mode: sync`) and compare its training throughput with the same iterations
     of the default path, side by side in this run.
-    viewer_iterations > 0: also train that many iterations without, then with the live viewer (a real
-    server, its event stream read) and report the viewer's cost to training throughput (control/viewer/cost.py).
     """
     from control.bench.noop_env import NOOP_OF_KEY, register_noop_env
     from control.training.config_loader import load_config_file
@@ -232,11 +230,6 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
             "sync_train_steps_per_s": sync_cost.train_steps_per_s,
             "speedup": default_cost.train_steps_per_s / sync_cost.train_steps_per_s,
         }
-    if viewer_iterations > 0:
-        from control.viewer.cost import compare_viewer_cost
-
-        print(f"live viewer off, then on: {viewer_iterations} iterations each", flush=True)
-        out["viewer_cost"] = compare_viewer_cost(config, results_dir, iterations=viewer_iterations, overrides=overrides, seed=seed)
     print(format_time_to_lap(out), flush=True)
     return out
 
@@ -277,20 +270,16 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
             f"{v['default_train_steps_per_s']:.0f}  vs  one car per env (sync) {v['sync_train_steps_per_s']:.0f}"
             f"  -> {v['speedup']:.2f}x",
         ]
-    if "viewer_cost" in out:
-        from control.viewer.cost import format_viewer_cost_row
-
-        lines.append(format_viewer_cost_row(out["viewer_cost"]))
     return "\n".join(lines)
 
 
 def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_s: float | None = None,
                         progress_pct: float = 100.0, noop_iterations: int = 3, bench_dir: str | None = None,
-                        seed: int | None = None, sync_iterations: int = 5, viewer_iterations: int = 4) -> dict[str, Any]:
+                        seed: int | None = None, sync_iterations: int = 5) -> dict[str, Any]:
     """The `train` benchmark's default: time to lap of the vlidar (or camera, or any) config."""
     path = config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
     cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
     with benchmark_dir(bench_dir) as folder:
         return {"time_to_lap": run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
                                                noop_iterations=noop_iterations, seed=seed,
-                                               sync_iterations=sync_iterations, viewer_iterations=viewer_iterations)}
+                                               sync_iterations=sync_iterations)}

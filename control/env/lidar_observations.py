@@ -208,5 +208,5 @@ class DeepRacerEvoObservation(CombinedObservation):
         return {"camera": self.camera.observe(race, idx, reset), "lidar": self.lidar.observe(race, idx, reset)}
 
 
-# Registered on import of control.env.observations (its last line imports this module).
+# Registered on import of the control.env package (control/env/__init__.py imports this module).
 observations.OBSERVATION_TYPES.update(deepracer_lidar=DeepRacerLidarObservation, deepracer_evo=DeepRacerEvoObservation)

@@ -305,6 +305,3 @@ def camera_settings(observation: ObservationType) -> dict[str, Any] | None:
     if not isinstance(cam, CameraObservation):
         return None
     return {"width_px": cam.config["width_px"], "height_px": cam.config["height_px"], "rgb": cam.config["rgb"]}
-
-
-import control.env.lidar_observations  # noqa: E402,F401  registers deepracer_lidar and deepracer_evo (DeepRacer lidar types)

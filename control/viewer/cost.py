@@ -1,9 +1,10 @@
 """The viewer's cost to training throughput: the same seeded config trained without and with the viewer (a page open).
 
 `python -m control.viewer.cost [--iterations N] [--config PATH]` prints both throughputs and the
-difference; compare_viewer_cost() is what the train benchmark (`--viewer-iterations`) calls. Throughput is the train bench's
-own figure (control/bench/train_bench.py: env steps over Tune's time_this_iter_s, the warm-up
-iteration left out), so the two numbers compare like with like. Only meaningful on a quiet machine.
+difference; `python -m control.bench train` measures the same in its run (`--viewer-iterations`,
+run_bench_viewer_cost()). Throughput is the train bench's own figure (control/bench/train_bench.py:
+env steps over Tune's time_this_iter_s, the warm-up iteration left out), so the two numbers compare
+like with like. Only meaningful on a quiet machine.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from control.bench.train_bench import iteration_cost
-from control.bench.training_runs import VLIDAR_CONFIG, config_path, read_results
+from control.bench.training_runs import VLIDAR_CONFIG, benchmark_dir, config_path, read_results
 
 
 def _read_events(url: str, until: threading.Event) -> None:
@@ -87,6 +88,16 @@ def run_viewer_cost(config: str | None = None, iterations: int = 6, overrides: l
     finally:
         if not bench_dir:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_bench_viewer_cost(config: Path, *, iterations: int, bench_dir: str | None = None, seed: int | None = None,
+                          overrides: list[str] | None = None) -> dict[str, Any]:
+    """The train benchmark's viewer row: the comparison in the benchmark's folder, printed as one line; its JSON."""
+    print(f"live viewer off, then on: {iterations} iterations each", flush=True)
+    with benchmark_dir(bench_dir) as folder:
+        out = compare_viewer_cost(config, folder, iterations=iterations, overrides=overrides, seed=seed)
+    print(format_viewer_cost_row(out), flush=True)
+    return out
 
 
 def format_viewer_cost_row(out: dict[str, Any]) -> str:
