@@ -201,6 +201,7 @@ def test_vector_env_of_n_cars_equals_n_single_envs(name):
     ({"type": "deepracer_lidar", "mode": "sector"}, "did you mean 'sectors'"),
     ({"type": "deepracer_lidar", "mode": "sectors", "num_samples": 60, "num_sectors": 8}, "num_samples 60 must divide"),
     ({"type": "deepracer_lidar", "clipping_dist_m": 20.0}, "clipping_dist_m 20.0 must be"),
+    ({"type": "deepracer_lidar", "mode": "sectors", "max_range_m": 0.4}, "sector_clipping_dist_m 0.5 must be"),
     ({"type": "deepracer_evo", "lidar": {"fov": 180.0}}, "did you mean 'fov_deg'"),
 ])
 def test_bad_settings_are_one_line_errors(observation, words):

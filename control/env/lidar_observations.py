@@ -74,10 +74,10 @@ class DeepRacerLidarObservation(ObservationType):
             if self.min_range_m >= self.max_range_m:
                 raise Invalid(f"min_range_m {self.min_range_m} must be below max_range_m {self.max_range_m}")
             # A ray that hits nothing reads its cap: the clipping distance, as DeepRacer's filters read Gazebo's inf.
-            for key in ("clipping_dist_m", "sector_clipping_dist_m"):
-                value = getattr(self, key)
-                if not self.min_range_m < value <= self.max_range_m:
-                    raise Invalid(f"{key} {value} must be above min_range_m {self.min_range_m} and at most max_range_m {self.max_range_m}")
+            key = "clipping_dist_m" if self.mode == "raw" else "sector_clipping_dist_m"  # the one this mode reads
+            value = getattr(self, key)
+            if not self.min_range_m < value <= self.max_range_m:
+                raise Invalid(f"{key} {value} must be above min_range_m {self.min_range_m} and at most max_range_m {self.max_range_m}")
             if self.mode != "raw" and self.num_samples % self.num_sectors:
                 raise Invalid(f"num_samples {self.num_samples} must divide into num_sectors {self.num_sectors} equal sectors "
                               f"(DeepRacer: 64 samples, 8 sectors)")
