@@ -79,3 +79,25 @@ def test_time_trial_rows_leave_the_object_columns_empty():
     row = _row(info)
     assert [row[c] for c in OBJECT_COLUMNS] == [""] * len(OBJECT_COLUMNS)
     assert row["closest_waypoint"] == 4
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_a_tiny_object_avoidance_training_writes_the_object_columns(ray_session, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from control.training.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(repo)  # the config names its reward file relative to the repo root
+    rc = main([str(repo / "resources/configs/ppo_object_avoidance_config.yaml"), "-n", "oa", "--results_dir", str(tmp_path),
+               "--stop_iteration", "1", "--state_log", "--set", "train_batch_size=64", "--set", "minibatch_size=32",
+               "--set", "num_epochs=1", "--set", "num_envs_per_env_runner=2", "--set", "env_config.max_episode_steps=40",
+               "-v", "0"])
+    assert rc == 0
+    (path,) = (tmp_path / "oa" / "state_log").glob("iter_*.csv")
+    data = pd.read_csv(path)
+    assert list(data.columns) == list(COLUMNS) and len(data) >= 64
+    assert data["object_ahead"].between(0, 5).all()  # six boxes, every row has one ahead
+    assert data["object_ahead_distance_m"].between(0.0, 77.7).all()
+    assert {len(json.loads(cell)) for cell in data["objects_location"]} == {6}
