@@ -103,3 +103,22 @@ def test_a_negative_range_is_a_one_line_error(tmp_path, key):
     with pytest.raises(ConfigError, match=key) as err:
         make_env(tmp_path, {"enabled": True, key: -1.0})
     assert "\n" not in str(err.value)
+
+
+def test_a_car_of_the_vector_env_sees_what_the_single_env_sees(tmp_path):
+    from control.env.vector_env import RacingVectorEnv
+
+    single = make_env(tmp_path, {**NEUTRAL_LOOKS, **JITTER}, race={"type": "object_avoidance", "num_obstacles": 6})
+    config = {**single.config, "observation": {"type": "stereo_camera", "randomize": {**NEUTRAL_LOOKS, **JITTER}}}
+    single = RacingEnv(config)
+    batch = RacingVectorEnv(config, num_envs=3)
+    obs_one, _ = single.reset(seed=7)
+    obs_all, _ = batch.reset(seed=[7, 8, 9])
+    assert obs_all.shape == (3, 120, 160, 2)
+    np.testing.assert_array_equal(obs_all[0], obs_one)
+    actions = np.tile(np.array([[0.1, 0.2]], dtype=np.float32), (3, 1))
+    for _ in range(5):
+        obs_one, *_ = single.step(actions[0])
+        obs_all, *_ = batch.step(actions)
+        np.testing.assert_array_equal(obs_all[0], obs_one)
+    assert len({obs_all[i].tobytes() for i in range(3)}) == 3
