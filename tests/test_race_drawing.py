@@ -91,3 +91,47 @@ def test_the_rollout_trajectory_plot_marks_the_objects(race, tmp_path):
     with_objects = np.asarray(Image.open(plot_trajectories([record], tmp_path / "with.png", max_speed_mps=4.0)))
     without = np.asarray(Image.open(plot_trajectories([replace(record, objects_xy_m=[])], tmp_path / "without.png", max_speed_mps=4.0)))
     assert with_objects.shape == without.shape and not np.array_equal(with_objects, without)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_viewer_page_draws_a_snapshots_boxes_as_rectangles(tmp_path):
+    """The page in a real headless chromium, fed one real snapshot of an object-avoidance env (no training)."""
+    from control.track.track import Track
+    from control.viewer.server import ViewerServer, make_app
+    from control.viewer.store import ViewerStore
+    from control.viewer.track_outline import track_outline
+    from tests.test_viewer_browser import CHROMIUM_FLAGS, _browser_or_skip
+
+    sync_playwright = _browser_or_skip()
+    env = RacingVectorEnv({"track": "oval", "start": {"mode": "fixed"}, "race": BOX_AT}, num_envs=1)
+    env.reset(seed=0)
+    env.step(np.zeros((1, 2), dtype=np.float32))
+    races = race_batches(env)
+    snapshot = car_snapshot(races, sample_cars(races, 16), runner=0, evaluation=False)
+    store = ViewerStore()
+    store.add_track(track_outline(Track.load("oval")))
+    store.publish(snapshot)
+    server = ViewerServer("127.0.0.1", 0).bind()
+    server.start(make_app(store, run_name="objects", stopping=server.stopping, local_only=True))
+    x, y = snapshot["objects"]["rects"][0][:2]
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path="/usr/bin/chromium",
+                                                            headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(server.url, timeout=60_000)
+                page.wait_for_function("window.viewer && window.viewer.objects !== null && window.viewer.frames > 5", timeout=60_000)
+                # The pixel at the box's centre, through the page's own world-to-pixel transform.
+                rgb = page.evaluate("""([x, y]) => {
+                    const canvas = document.getElementById("track");
+                    const tf = transformFor(window.viewer.tracks["oval"], canvas.width);
+                    const [u, v] = tf.px(x, y);
+                    return Array.from(canvas.getContext("2d").getImageData(Math.round(u), Math.round(v), 1, 1).data.slice(0, 3));
+                }""", [x, y])
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    assert rgb == [0xF0, 0x96, 0x1E]  # the box colour, drawn where the env put the box
