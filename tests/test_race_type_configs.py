@@ -108,3 +108,25 @@ def test_one_tiny_training_iteration_with_the_object_avoidance_config(ray_sessio
         assert race.race_objects is not None and race.race_objects.num_objects == 6
     finally:
         algo.stop()
+
+
+def test_the_head_to_bot_reward_pays_passing_in_the_other_lane_more_than_tailgating_the_bot():
+    from tests.test_race_rollout import LaneDriver
+
+    config = {"track": "oval", "start": {"mode": "fixed"}, "reward": str(REWARDS / "head_to_bot_reward.py"),
+              "race": {"type": "head_to_bot", "num_bots": 1, "bot_speed_mps": 0.3, "lane_changes": False}}
+    totals, statuses = {}, {}
+    for lane in ("bot's", "other"):
+        env = RacingEnv(config)
+        env.reset(seed=1)  # the bot starts 5.5 m ahead: caught within the lap
+        bot_right = -1.0 if env.params["objects_left_of_center"][0] else 1.0
+        driver = LaneDriver(env, offset_m=0.2 * bot_right * (1 if lane == "bot's" else -1))
+        obs, rewards = None, []
+        for _ in range(300):
+            obs, reward, terminated, truncated, info = env.step(driver.compute_action(obs))
+            rewards.append(reward)
+            if terminated or truncated:
+                break
+        totals[lane], statuses[lane] = sum(rewards), info["episode_status"]
+    assert statuses["bot's"] == "crashed" and statuses["other"] in ("in_progress", "lap_complete")
+    assert totals["other"] > totals["bot's"]
