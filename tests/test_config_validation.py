@@ -80,7 +80,7 @@ def test_bad_value_is_a_one_line_error_naming_the_setting(assignment, message):
 
 @pytest.mark.parametrize("assignment", [
     "lr=[[0, 3e-4], [1000000, 1e-5]]", "entropy_coeff=[[0, 0.01], [500000, 0.001]]", "grad_clip=null",
-    "gamma=1", "lambda_=0", "rollout_fragment_length=500", "evaluation_interval=null", "model.conv_filters=null",
+    "gamma=1", "lambda_=0", "rollout_fragment_length=250", "evaluation_interval=null", "model.conv_filters=null",
     "model.fcnet_activation=linear", "model.conv_filters=[[16, 8, 4, valid]]", "seed=7",
 ])
 def test_good_values_pass(assignment):
