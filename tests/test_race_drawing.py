@@ -135,3 +135,22 @@ def test_the_viewer_page_draws_a_snapshots_boxes_as_rectangles(tmp_path):
     finally:
         server.stop()
     assert rgb == [0xF0, 0x96, 0x1E]  # the box colour, drawn where the env put the box
+
+
+def test_the_lidar_panel_shows_the_box_ahead_where_the_rays_stop(tmp_path):
+    from control.env.render import MAP_SIZE
+    from tests.test_race_objects import _rectangle_track
+
+    path = _rectangle_track().to_npy(tmp_path / "rectangle.npy")
+    config = {"track": str(path), "start": {"mode": "fixed", "waypoint": 4},
+              "observation": {"type": "vlidar", "num_rays": 33, "fov_deg": 180.0, "max_range_m": 5.0}}
+    panels = {}
+    for name, race in (("box", {"type": "object_avoidance", "positions": [[0.1, 1]]}), ("plain", {"type": "time_trial"})):
+        env = RacingEnv({**config, "race": race}, render_mode="rgb_array")
+        env.reset(seed=0)
+        panels[name] = np.all(env.render()[:240, MAP_SIZE:] == COLOURS["box"], axis=-1)
+    # The car at (2, 0) heading +x, the box 3.85-4.15 m ahead and 0.1-0.4 m to the left: 42 px per m above the car.
+    rows, cols = np.nonzero(panels["box"])
+    assert len(rows) > 20 and not panels["plain"].any()
+    assert 228 - 4.15 * 42 - 2 <= rows.min() and rows.max() <= 228 - 3.85 * 42 + 2
+    assert 160 - 0.4 * 42 - 2 <= cols.min() and cols.max() <= 160 - 0.1 * 42 + 2

@@ -123,7 +123,14 @@ def render_frame(env: "RaceState") -> np.ndarray:
         cam_img = Image.fromarray(cam if cam.ndim == 3 else cam.squeeze()).convert("RGB").resize((320, 240), Image.NEAREST)
         frame.paste(cam_img, (MAP_SIZE, 0))
     elif has_lidar:
-        frame.paste(_lidar_panel(env.lidar_angles_rad, env.lidar_distances_m, env.lidar_max_range_m), (MAP_SIZE, 0))
+        objects_in_car_frame = None
+        if env.object_rectangles is not None and len(env.object_rectangles):
+            # Forward and left of the car, m: the panel draws the car's frame with forward up.
+            rel = rectangle_corners_m(env.object_rectangles) - np.array([v.x_m, v.y_m])
+            c, s = math.cos(v.yaw_rad), math.sin(v.yaw_rad)
+            objects_in_car_frame = np.stack([rel[..., 0] * c + rel[..., 1] * s, -rel[..., 0] * s + rel[..., 1] * c], axis=-1)
+        frame.paste(_lidar_panel(env.lidar_angles_rad, env.lidar_distances_m, env.lidar_max_range_m, objects_in_car_frame,
+                                 env.objects_are_bots), (MAP_SIZE, 0))
     _speed_strip(ImageDraw.Draw(frame), trail, env.max_speed_mps, (MAP_SIZE + 12, FRAME_H - 70, FRAME_W - 12, FRAME_H - 10))
     p = env.params
     steering_deg, speed_cmd, action_index = env.steering_cmd_deg, env.speed_cmd_mps, env.action_index
@@ -150,13 +157,22 @@ def render_frame(env: "RaceState") -> np.ndarray:
     return np.asarray(frame)
 
 
-def _lidar_panel(angles: np.ndarray, dist: np.ndarray, max_range_m: float, size: tuple[int, int] = (320, 240)) -> Image.Image:
-    """The rays in the car's frame (car at the bottom centre, forward up), coloured near red → far green."""
+def _lidar_panel(angles: np.ndarray, dist: np.ndarray, max_range_m: float, objects_m: np.ndarray | None = None,
+                 bots: bool = False, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """The rays in the car's frame (car at the bottom centre, forward up), coloured near red → far green.
+
+    objects_m: (M, 4, 2) corners of the race's boxes or bots as (forward, left) metres from the car, drawn under the rays.
+    """
     w, h = size
     panel = Image.new("RGB", size, (12, 12, 16))
     draw = ImageDraw.Draw(panel)
     scale = (h - 30) / max_range_m
     origin = (w / 2, h - 12)
+    if objects_m is not None:
+        near = np.abs(objects_m).min(axis=1).max(axis=1) <= 1.5 * max_range_m  # the ones around the panel's reach
+        for quad in objects_m[near]:
+            pts = [(origin[0] - left * scale, origin[1] - forward * scale) for forward, left in quad.tolist()]
+            draw.polygon(pts, fill=COLOURS["bot"] if bots else COLOURS["box"])
     for r_m in (0.25, 0.5, 0.75, 1.0):  # range rings at quarters of the max range
         r = r_m * max_range_m * scale
         draw.arc([origin[0] - r, origin[1] - r, origin[0] + r, origin[1] + r], 180, 360, fill=(50, 50, 60))
