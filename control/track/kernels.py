@@ -65,18 +65,26 @@ def project_cars(px, py, start_x, start_y, vec_x, vec_y, len2, unit_x, unit_y, w
             out_seg[c, p], out_t[c, p], out_d2[c, p], out_side[c, p] = best_seg, best_t, best_d2, best_side
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _hit_t(ox, oy, dx, dy, sx, sy, ex, ey):  # pragma: no cover - compiled
-    """Distance along ray o + t·d to segment s + u·e, or inf when it misses."""
+    """Distance along ray o + t·d to segment s + u·e, or inf when it misses.
+
+    The miss tests (u outside [0, 1], t < 0) compare numerators with the denominator's sign instead of
+    dividing: most segments a ray is tested against miss, and a division costs more than the rest.
+    """
     denom = dx * ey - dy * ex
-    if denom == 0.0:
-        return np.inf
     qx, qy = sx - ox, sy - oy
-    u = (qx * dy - qy * dx) / denom
-    if u < 0.0 or u > 1.0:  # most segments a ray is tested against: no division for t
+    num_u = qx * dy - qy * dx
+    num_t = qx * ey - qy * ex
+    if denom > 0.0:
+        if num_u < 0.0 or num_u > denom or num_t < 0.0:
+            return np.inf
+    elif denom < 0.0:
+        if num_u > 0.0 or num_u < denom or num_t > 0.0:
+            return np.inf
+    else:
         return np.inf
-    t = (qx * ey - qy * ex) / denom
-    return t if t >= 0.0 else np.inf
+    return num_t / denom
 
 
 @numba.njit(cache=True)
