@@ -109,3 +109,15 @@ def test_a_rollout_env_records_every_step_even_when_the_training_ran_with_lean_i
     env = make_env(run, {}, render=False)
     (record,) = run_episodes(env, LaneDriver(env), 1, seed=0, progress_bar=False)
     assert record.num_steps == 5 and record.bots_passed == [0]  # every step's params reached the recorder
+
+
+def test_state_log_analysis_reports_the_crash_rate_per_iteration():
+    import pandas as pd
+
+    from control.rollout.analyze import iteration_table
+
+    episodes = pd.DataFrame({"iteration": [1, 1, 1, 1, 2], "total_reward": [1.0] * 5, "progress": [10.0, 100.0, 20.0, 5.0, 100.0],
+                             "status": ["crashed", "lap_complete", "crashed", "off_track", "lap_complete"],
+                             "lap_time_s": [np.nan, 20.0, np.nan, np.nan, 19.0], "steps": [1] * 5, "mean_speed_mps": [1.0] * 5})
+    table = iteration_table(episodes)
+    assert table["crash_rate"].tolist() == [0.5, 0.0]

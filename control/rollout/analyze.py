@@ -77,12 +77,16 @@ def episode_table(data: Any) -> Any:
 
 
 def iteration_table(episodes: Any) -> Any:
-    """Per iteration: episodes, mean reward, mean progress, laps completed, mean and best lap time."""
+    """Per iteration: episodes, mean reward, mean progress, laps completed, mean and best lap time, crash rate.
+
+    crash_rate: the share of episodes that ended crashed into a box or bot (object-avoidance and head-to-bot races).
+    """
     grouped = episodes.groupby("iteration")
     out = grouped.agg(episodes=("status", "size"), mean_reward=("total_reward", "mean"),
                       mean_progress=("progress", "mean"), mean_lap_time_s=("lap_time_s", "mean"),
                       best_lap_time_s=("lap_time_s", "min"))
     out["laps_completed"] = grouped["status"].apply(lambda s: int((s == "lap_complete").sum()))
+    out["crash_rate"] = grouped["status"].apply(lambda s: float((s == "crashed").mean()))
     return out.reset_index()
 
 
