@@ -223,3 +223,18 @@ def test_the_painter_matches_a_ray_cast_on_every_pixel_also_for_boxes_beside_and
         painted += int(expected.sum())
     assert painted > 5000
     assert mismatched <= 0.001 * painted  # only pixels whose ray grazes an edge may round the other way
+
+
+def test_object_in_camera_uses_the_backends_own_camera():
+    """A box dead ahead but off to the side is in DeepRacer's 120-degree view, not in a 4-degree one."""
+    from control.env.racing_env import RacingEnv
+
+    def in_camera(fov_deg: float) -> bool:
+        env = RacingEnv({"track": "oval", "start": {"mode": "fixed", "waypoint": 0},
+                         "race": {"type": "object_avoidance", "positions": [[0.05, 1]]},
+                         "builtin": {"camera": {"fov_deg": fov_deg}}})
+        env.reset(seed=0)
+        return bool(env.race.car_params(0)["object_in_camera"])
+
+    assert in_camera(120.0)
+    assert not in_camera(4.0)

@@ -241,7 +241,10 @@ class RaceBatch:
             return None
         if self._object_params is None:
             st = self.states
-            self._object_params = object_params(self.race_objects, st.x_m, st.y_m, st.yaw_rad, self.params["projection_distance"])
+            # object_in_camera against the camera this backend renders (DeepRacer's default when it has none)
+            camera = getattr(self.sim, "camera_spec", None) or getattr(getattr(self.sim, "backend", None), "camera_spec", None)
+            self._object_params = object_params(self.race_objects, st.x_m, st.y_m, st.yaw_rad, self.params["projection_distance"],
+                                                camera=camera)
         return self._object_params
 
     def reset_cars(self, idx: np.ndarray, seeds: list[int | None] | None = None, options: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
