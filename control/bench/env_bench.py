@@ -189,9 +189,11 @@ def measure_vector_env(name: str, config: dict[str, Any], num_envs: int, max_env
 
 
 def vector_env_configs(track: str) -> dict[str, dict[str, Any]]:
-    """The batched table's envs: vlidar (32 rays) and camera (160×120 gray) on `track`."""
+    """The batched table's envs: vlidar (32 rays; full and lean infos) and camera (160×120 gray) on `track`."""
     return {
         f"vlidar {NUM_RAYS} rays": {"track": track, "observation": {"type": "vlidar", "num_rays": NUM_RAYS}},
+        # What ppo_train.py's env runners step: lean infos (env_config.infos auto -> lean without --state_log).
+        f"vlidar {NUM_RAYS} rays, lean infos": {"track": track, "observation": {"type": "vlidar", "num_rays": NUM_RAYS}, "infos": "lean"},
         f"camera {CAMERA_WIDTH_PX}x{CAMERA_HEIGHT_PX} gray": {
             "track": track, "observation": {"type": "camera", "width_px": CAMERA_WIDTH_PX, "height_px": CAMERA_HEIGHT_PX, "rgb": False}},
     }
@@ -218,11 +220,11 @@ def measure_user_reward_cost(track: str, max_env_steps: int, max_seconds: float,
 
 def format_vector_table(rows: list[VectorBenchResult], user_reward: dict[str, Any] | None) -> str:
     """steps/s against N per env, and the user reward file's per-step cost."""
-    header = f"{'env (RacingVectorEnv)':<28} {'N':>4} {'env steps':>9} {'steps/s':>10} {'cpu st/s':>10} {'batch ms':>9}"
+    header = f"{'env (RacingVectorEnv)':<32} {'N':>4} {'env steps':>9} {'steps/s':>10} {'cpu st/s':>10} {'batch ms':>9}"
     lines = ["Batched env throughput (random actions; env steps = N x batch steps, autoresets included; "
              "steps/s: wall clock, cpu st/s: per CPU second of this process)", header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r.name:<28} {r.num_envs:>4} {r.env_steps:>9} {r.steps_per_s:>10,.0f} {r.cpu_steps_per_s:>10,.0f} {r.batch_step_ms:>9.3f}")
+        lines.append(f"{r.name:<32} {r.num_envs:>4} {r.env_steps:>9} {r.steps_per_s:>10,.0f} {r.cpu_steps_per_s:>10,.0f} {r.batch_step_ms:>9.3f}")
     if user_reward:
         lines.append(f"user reward file (DeepRacer dict, once per car), N={user_reward['num_envs']}: "
                      f"{user_reward['user_file']['steps_per_s']:,.0f} steps/s vs {user_reward['builtin']['steps_per_s']:,.0f} built-in; "
