@@ -154,3 +154,37 @@ def test_the_lidar_panel_shows_the_box_ahead_where_the_rays_stop(tmp_path):
     assert len(rows) > 20 and not panels["plain"].any()
     assert 228 - 4.15 * 42 - 2 <= rows.min() and rows.max() <= 228 - 3.85 * 42 + 2
     assert 160 - 0.4 * 42 - 2 <= cols.min() and cols.max() <= 160 - 0.1 * 42 + 2
+
+
+def test_the_viewer_of_a_run_folder_shows_the_boxes_from_the_state_log(tmp_path):
+    import yaml
+    from gymnasium.wrappers.vector import DictInfoToList
+
+    from control.integration.callbacks.state_log import COLUMNS, state_log_row
+    from control.integration.state_log_writer import StateLogWriter
+    from control.viewer.run_folder_feed import RunFolderFeed
+    from control.viewer.store import ViewerStore
+
+    env_config = {"track": "oval", "race": BOX_AT}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"env": "RacerVLidar-v0", "env_config": env_config}))
+    env = DictInfoToList(RacingVectorEnv(env_config, num_envs=1))
+    env.reset(seed=0)
+    writer = StateLogWriter(tmp_path / "state_log", COLUMNS, max_bytes=0)
+    writer.open("iter_000001_runner_000", 1)
+    for _ in range(3):
+        _, _, _, _, (info,) = env.step(np.zeros((1, 2), dtype=np.float32))
+        writer.write_row(state_log_row(info, episode=0, reward=0.0, done=False, iteration=1, worker_index=0, env_index=0,
+                                       episode_id="e"))
+    writer.close()
+    store = ViewerStore()
+    feed = RunFolderFeed(tmp_path, store)
+    feed._load_track()
+    feed.poll_once()
+    (snapshot,) = store.read()["snapshots"]
+    x, y, yaw, half_length, half_width = (a[0] for a in env.unwrapped.race.race_objects.rectangles())
+    objects = snapshot["objects"]
+    assert objects["car"] == snapshot["id"][0] and objects["bots"] is False
+    rects = np.asarray(objects["rects"])
+    np.testing.assert_allclose(rects[:, [0, 1, 3, 4]], np.c_[x, y, half_length, half_width], atol=2e-3)
+    # The log keeps no yaw: the page turns the box along the track at its place (a few degrees from the segment's).
+    np.testing.assert_allclose(rects[:, 2], yaw, atol=0.1)

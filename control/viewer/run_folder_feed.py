@@ -57,6 +57,9 @@ class RunFolderFeed:
         self._eval_seen: tuple[Path, int] | None = None
         self.track_name: str | None = None
         self.limits: tuple[float, float] = (15.0, 4.0)  # control_hz, max_speed_mps until the config says
+        self._track: Any = None
+        # Object-avoidance / head-to-bot runs: (half_length_m, half_width_m, bots) of the race's objects, from the config.
+        self._objects: tuple[float, float, bool] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="viewer-run-folder", daemon=True)
 
@@ -103,11 +106,16 @@ class RunFolderFeed:
 
             if isinstance(spec, str) and spec != "procedural":
                 track = Track.load(spec)
-                self.track_name = track.name
+                self.track_name, self._track = track.name, track
                 self.store.add_track(track_outline(track))
             validated = validate_env_config(dict(env_config))
             limits = SIMULATORS[validated["simulator"]].limits(validated)
             self.limits = (float(limits.control_hz), float(limits.max_speed_mps))
+            race = validated["race"]
+            if race["type"] == "object_avoidance":
+                self._objects = (0.5 * race["box_length_m"], 0.5 * race["box_width_m"], False)
+            elif race["type"] == "head_to_bot":
+                self._objects = (0.5 * race["bot_length_m"], 0.5 * race["bot_width_m"], True)
         except Exception as exc:  # the page still shows the curves
             logger.info("viewer: no track for %s (%s)", self.folder.name, exc)
 
@@ -154,13 +162,30 @@ class RunFolderFeed:
         if not latest:
             return
         rows = list(latest.values())
-        self.store.publish({
+        snapshot = {
             "runner": 0, "evaluation": False, "wall_s": time.time(), "control_hz": self.limits[0],
             "max_speed_mps": self.limits[1], "id": [f"{w}.0.{e}" for w, e in latest], "track": [self.track_name] * len(rows),
             "x": [_float(r["X"]) for r in rows], "y": [_float(r["Y"]) for r in rows],
             "yaw": [_radians(r["yaw"]) for r in rows], "speed": [_float(r.get("speed")) for r in rows],
             "episode": [int(_float(r["episode"]) or 0) for r in rows],
-            "status": [STATUS_BY_EPISODE_STATUS.get(r.get("episode_status", ""), 0) for r in rows]})
+            "status": [STATUS_BY_EPISODE_STATUS.get(r.get("episode_status", ""), 0) for r in rows]}
+        objects = self._objects_of(rows[0])
+        if objects is not None:
+            snapshot["objects"] = {**objects, "car": snapshot["id"][0]}
+        self.store.publish(snapshot)
+
+    def _objects_of(self, row: dict[str, str]) -> dict[str, Any] | None:
+        """The race objects of a state-log row (its objects_location) as the page draws them, each along the track's heading."""
+        cell = row.get("objects_location") or ""
+        if self._objects is None or self._track is None or not cell:
+            return None
+        import numpy as np
+
+        xy = np.asarray(json.loads(cell), dtype=np.float64).reshape(-1, 2)
+        heading = self._track.project(xy).heading_rad  # the log keeps no yaw: objects face along the track, as placed
+        half_length_m, half_width_m, bots = self._objects
+        rects = np.c_[xy, heading, np.full(len(xy), half_length_m), np.full(len(xy), half_width_m)]
+        return {"bots": bots, "rects": np.round(rects, 3).tolist()}
 
     def _read_evaluation_episode(self) -> None:
         path = self._newest("eval_iter_*.csv")
