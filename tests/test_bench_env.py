@@ -113,8 +113,8 @@ def test_cli_env_benchmark_prints_tables_and_writes_json(tmp_path, capsys):
     assert results["peers"] == [] and "skipped" in results["peer_skipped_reason"]
     assert {r["track"] for r in results["lap_time_reference"]} == set(bundled_track_names())
     # The batched table: both envs at every N, env steps counted N per batch step; the user reward file apart.
-    assert [(r["name"].split()[0], r["num_envs"]) for r in results["vector"]] == [
-        (kind, n) for kind in ("vlidar", "camera") for n in env_bench.BATCH_SIZES]
+    assert [(r["name"], r["num_envs"]) for r in results["vector"]] == [
+        (kind, n) for kind in ("vlidar 32 rays", "vlidar 32 rays, lean infos", "camera 160x120 gray") for n in env_bench.BATCH_SIZES]
     assert all(r["env_steps"] % r["num_envs"] == 0 and r["env_steps"] >= r["num_envs"] for r in results["vector"])
     assert "Batched env throughput" in text and "user reward file" in text
     assert results["user_reward_file"]["user_file"]["env_steps"] >= env_bench.USER_REWARD_CARS
