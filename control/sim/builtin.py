@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import numba
 import numpy as np
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, Strict
 
 from control.config_schema import (
     Expect,
@@ -79,6 +79,8 @@ class BuiltinConfig(Section):
     max_brake_mps2: PositiveNumber = Field(_CAR.max_brake_mps2, description="braking deceleration limit, m/s²")
     friction_mu: PositiveNumber = Field(_CAR.friction_mu, description="tyre-road friction: curvature <= mu * g / v² (0.7: a 1.6 m corner holds 3.3 m/s)")
     gravity_mps2: PositiveNumber = Field(_CAR.gravity_mps2, description="gravitational acceleration, m/s²")
+    control_latency_steps: Annotated[int, Strict(), Field(ge=0, le=1), Expect("0 or 1")] = Field(
+        0, description="control steps between an action and its command reaching the car (1: DeepRacer's car, which acts on the previous frame's action)")
     camera: BuiltinCameraConfig = Field(default_factory=BuiltinCameraConfig, description="front camera (env_config.builtin.camera)")
 
 
@@ -216,6 +218,9 @@ class BuiltinBatch(BatchedSimulator):
         self.understeer = np.zeros(self.num_cars, dtype=bool)  # the grip limit cut the curvature during the last step
         self.steering_cmd_rad = np.zeros(self.num_cars)
         self.speed_cmd_mps = np.zeros(self.num_cars)
+        # With control latency the command waiting to reach each car: the action of the step before (0, 0 after a reset).
+        self.control_latency_steps = int(cfg["control_latency_steps"])
+        self._held_steering_rad, self._held_speed_mps = np.zeros(self.num_cars), np.zeros(self.num_cars)
         self.tracks: list[Any] = [None] * self.num_cars
         self._cameras: dict[int, Any] = {}  # id(track) -> GroundCamera, built on first use (rasterising costs time)
         self._camera_tracks: dict[int, Any] = {}
@@ -232,13 +237,23 @@ class BuiltinBatch(BatchedSimulator):
                          self.understeer, self.steering_cmd_rad, self.speed_cmd_mps)
         if not ok:
             raise ValueError(f"BuiltinSimulator.reset: pose and speed must be finite, got x={x}, y={y}, yaw={yaw}, speed_mps={speed}")
+        self._held_steering_rad[idx], self._held_speed_mps[idx] = 0.0, 0.0  # a new episode's first step applies a neutral command
         for i, track in zip(idx.tolist(), tracks, strict=True):
             self.tracks[i] = track
         return st
 
     def step(self, steering_rad: np.ndarray, speed_mps: np.ndarray) -> CarStates:
-        """Advance every car one control period towards its steering and target-speed command (one compiled call)."""
+        """Advance every car one control period towards its steering and target-speed command (one compiled call).
+
+        With control_latency_steps 1 the car applies the command of the previous call (0, 0 on a new episode's
+        first step) and holds this one for the next.
+        """
         steer, speed = _commands(steering_rad, self.num_cars), _commands(speed_mps, self.num_cars)
+        new_steer, new_speed = steer, speed
+        if self.control_latency_steps:
+            if not (np.isfinite(steer).all() and np.isfinite(speed).all()):
+                raise ValueError(f"BuiltinSimulator.step: commands must be finite, got steering_rad={steer}, speed_mps={speed}")
+            steer, speed = self._held_steering_rad, self._held_speed_mps  # read only by the physics, refilled after it
         st = self.states
         lim = self.limits
         ok = _physics_step(st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad, steer, speed, self._max_steer_rad,
@@ -248,6 +263,9 @@ class BuiltinBatch(BatchedSimulator):
                            0.5 * lim.wheelbase_m, 0.5 * lim.axle_track_m, st.wheel_positions_m)
         if not ok:
             raise ValueError(f"BuiltinSimulator.step: commands must be finite, got steering_rad={steer}, speed_mps={speed}")
+        if self.control_latency_steps:  # copies: the caller may reuse its arrays before the next step
+            np.copyto(self._held_steering_rad, new_steer)
+            np.copyto(self._held_speed_mps, new_speed)
         return st
 
     def camera(self, track: Any) -> Any:
