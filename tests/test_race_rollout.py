@@ -121,3 +121,10 @@ def test_state_log_analysis_reports_the_crash_rate_per_iteration():
                              "lap_time_s": [np.nan, 20.0, np.nan, np.nan, 19.0], "steps": [1] * 5, "mean_speed_mps": [1.0] * 5})
     table = iteration_table(episodes)
     assert table["crash_rate"].tolist() == [0.5, 0.0]
+
+
+def test_a_negative_crash_penalty_is_a_one_line_error(capsys, tmp_path):
+    from control.rollout.cli import main
+
+    assert main(["-n", "run", "--results_dir", str(tmp_path), "--crash_penalty_s", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --crash_penalty_s -1.0: expected seconds >= 0"

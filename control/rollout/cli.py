@@ -14,6 +14,7 @@ EPILOG = """examples:
   python ppo_inference_ray.py -n vlidar1                          # latest checkpoint of results/vlidar1
   python ppo_inference_ray.py --checkpoint results/vlidar1/train_1/PPO_.../checkpoint_000010 --episodes 5
   python ppo_inference_ray.py -n vlidar1 --track hairpins --continuous --reset_penalty_s 2
+  python ppo_inference_ray.py -n boxes --continuous --crash_penalty_s 5   # a race type: 5 s per crash, overtakes
   python ppo_inference_ray.py -n vlidar1 --track my_track.npy --no_video --mlflow_uri http://127.0.0.1:5000
   python ppo_inference_ray.py --onnx results/vlidar1/export/model.onnx   # onnxruntime only (python -m control.export)
 """
