@@ -13,7 +13,7 @@ import numpy as np
 
 from control.export import layout as L
 from control.export.graph import ExportError, PolicyGraph, command_mapping, example_batch, export_onnx
-from control.export.metadata import model_metadata, observation_kind, observation_layout
+from control.export.metadata import DICT_KINDS, model_metadata, observation_kind, observation_layout
 from control.export.verify import compare, record_observations
 from control.rollout import inference
 
@@ -71,6 +71,16 @@ def _annotate(model_path: Path, info: dict[str, Any]) -> None:
     onnx.save(model, str(model_path))
 
 
+def check_exportable(observation_type: Any, observation_space: gym.Space) -> None:
+    """ExportError (one line: the type, why, what would work) unless the observation is one Box the graph can take."""
+    kind = observation_kind(observation_type)
+    if kind in DICT_KINDS or not isinstance(observation_space, gym.spaces.Box):
+        # RLlib's default models have no Dict encoder (STACK_NOTES), so no policy of this project observes a Dict.
+        raise ExportError(f"observation type {kind} ({inference.describe_space(observation_space)}) cannot be exported: "
+                          "the graph takes one Box and RLlib's default models train no Dict policy; train and export "
+                          "its parts as types camera / stereo_camera (the image) or vlidar / deepracer_lidar (the rays)")
+
+
 def default_out_dir(checkpoint: Path) -> Path:
     """results/<NAME>/export/ of the checkpoint's run (an export/ folder beside the checkpoint outside a run)."""
     run_folder = inference.find_run_folder(checkpoint)
@@ -87,9 +97,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None, observation
     try:
         policy = inference.Policy(checkpoint, explore=False, observation_filter=run.observation_filter)
         policy.check_env(env, run.env)
-        if not isinstance(env.observation_space, gym.spaces.Box):
-            raise ExportError(f"observation space {inference.describe_space(env.observation_space)} cannot be "
-                              "exported; expected a vlidar or camera observation (a Box)")
+        check_exportable(env.observation_type, env.observation_space)
         recording = record_observations(env, policy, observations, seed)  # resets the env: its backend exists now
         limits = env.limits
         mapping = command_mapping(env.action_type, env.action_space, limits)
@@ -121,7 +129,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None, observation
             "versions": _versions(),
         }
         (out_dir / L.METADATA_FILENAME).write_text(
-            json.dumps(model_metadata(mapping, observation_kind(env.observation_type), model_config), indent=4) + "\n")
+            json.dumps(model_metadata(mapping, env.observation_type, model_config), indent=4) + "\n")
         _annotate(model_path, info)
         (out_dir / L.INFO_FILENAME).write_text(json.dumps(info, indent=2, default=_json_default) + "\n")
     finally:
