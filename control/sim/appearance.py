@@ -11,8 +11,8 @@ would be without randomisation. Everything is vectorised over (k, H, W, C) uint8
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field, Strict
@@ -43,6 +43,39 @@ class AppearanceRandomization(Section):
     camera_height_m: NonNegativeNumber = Field(0.0, description="lens height moves by up to this per episode, m (0: off; e.g. 0.02)")
     camera_pitch_deg: NonNegativeNumber = Field(0.0, description="lens pitch moves by up to this per episode, degrees (0: off; e.g. 3)")
     camera_fov_deg: NonNegativeNumber = Field(0.0, description="horizontal field of view moves by up to this per episode, degrees (0: off; e.g. 10)")
+    unseen: Flag = Field(False, description="evaluation: colours, brightness, contrast and gamma drawn just outside the ranges above, "
+                                            "never inside (see unseen_appearance); noise, blur and the lens as above")
+
+
+# How far beyond training's ranges the unseen preset draws: colour offsets, brightness offsets and
+# contrast/gamma factors land in a band this wide just outside each range (fractions of full scale).
+UNSEEN_MARGIN = 0.15
+MAX_UNSEEN_COLOR_SHIFT = 0.49  # below half of full scale: a class colour always has room on one side
+MIN_FACTOR = 0.05  # contrast and gamma factors stay positive
+
+
+def unseen_appearance(training: Mapping[str, Any]) -> dict[str, Any]:
+    """The "unseen" preset: looks outside the ranges of a training's observation.randomize section, for evaluation.
+
+    Every class colour moves by between color_jitter and color_jitter + UNSEEN_MARGIN of full scale per
+    channel (the side with room when one side would clip), the brightness offset has a magnitude in
+    [brightness, brightness + UNSEEN_MARGIN], contrast and gamma factors lie in the UNSEEN_MARGIN bands just
+    below 1 - range and just above 1 + range. Sensor noise, blur and the lens jitter keep training's ranges:
+    the preset asks whether the policy survives other colours and lighting, not a worse sensor. A training
+    without randomisation saw only the rendered looks: its ranges count as 0.
+    """
+    settings = AppearanceRandomization.model_validate(dict(training)).model_dump()
+    if not settings["enabled"]:
+        settings.update(color_jitter=0.0, brightness=0.0, contrast=0.0, gamma=0.0, noise_std=0.0, blur=0.0)
+    if settings["colors"] and settings["color_jitter"] >= MAX_UNSEEN_COLOR_SHIFT:
+        raise ValueError(f"observation.randomize.color_jitter {settings['color_jitter']} leaves no unseen colours; "
+                         f"expected a value below {MAX_UNSEEN_COLOR_SHIFT}")
+    return {**settings, "enabled": True, "colors": True, "unseen": True}
+
+
+def _outside(rng: np.random.Generator, low: float, high: float, size: tuple[int, ...] | None = None) -> np.ndarray:
+    """Magnitudes in [low, high] with a random sign each."""
+    return rng.uniform(low, high, size) * rng.choice(np.array([-1.0, 1.0]), size)
 
 
 def _class_lookup(palette: np.ndarray) -> np.ndarray:
@@ -101,6 +134,9 @@ class CameraAppearance:
         s = self.settings
         for i in cars.tolist():  # reset path only: a handful of draws per car
             rng = rngs[i].spawn(1)[0]
+            if s.get("unseen"):
+                self._draw_unseen(i, rng)
+                continue
             jitter = rng.uniform(-1.0, 1.0, size=self.base_palette.shape) * (255.0 * s["color_jitter"])
             self.palettes[i] = np.clip(self.base_palette + jitter, 0, 255) if s["colors"] else self.base_palette
             self.brightness[i] = rng.uniform(-s["brightness"], s["brightness"])
@@ -114,6 +150,24 @@ class CameraAppearance:
             self.fov_offset_deg[i] = rng.uniform(-s["camera_fov_deg"], s["camera_fov_deg"])
         if len(cars):  # one stream for every car's per-frame noise, from the latest reset: a seeded reset repeats it
             self._noise_rng = rng.spawn(1)[0]
+
+    def _draw_unseen(self, i: int, rng: np.random.Generator) -> None:
+        """Car i's looks outside the settings' ranges (unseen_appearance); noise, blur and the lens inside them."""
+        s, m = self.settings, UNSEEN_MARGIN
+        j = s["color_jitter"]
+        shift = _outside(rng, j, min(j + m, MAX_UNSEEN_COLOR_SHIFT), self.base_palette.shape) * 255.0
+        moved = self.base_palette + shift
+        flipped = self.base_palette - shift  # < half of full scale: where one side clips, the other has room
+        self.palettes[i] = np.where((moved < 0) | (moved > 255), flipped, moved)
+        self.brightness[i] = _outside(rng, s["brightness"], min(s["brightness"] + m, 1.0))
+        for factors, spread in ((self.contrast, s["contrast"]), (self.gamma, s["gamma"])):
+            below = rng.uniform(max(1 - spread - m, MIN_FACTOR), max(1 - spread, MIN_FACTOR))
+            factors[i] = below if rng.random() < 0.5 else rng.uniform(1 + spread, 1 + spread + m)
+        self.noise_std[i] = rng.uniform(0, s["noise_std"])
+        self.blur[i] = rng.uniform(0, s["blur"])
+        self.height_offset_m[i] = rng.uniform(-s["camera_height_m"], s["camera_height_m"])
+        self.pitch_offset_deg[i] = rng.uniform(-s["camera_pitch_deg"], s["camera_pitch_deg"])
+        self.fov_offset_deg[i] = rng.uniform(-s["camera_fov_deg"], s["camera_fov_deg"])
 
     def lens_poses(self, spec: CameraSpec, cars: np.ndarray) -> LensPoses:
         """The jittered lenses of `cars`: the simulator's camera `spec` moved by each car's drawn offsets (clipped to a valid camera)."""
