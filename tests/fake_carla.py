@@ -303,11 +303,19 @@ class BlueprintLibrary(_Recorded):
         return ActorBlueprint(b.id, b._attributes)
 
 
+# Bounding-box half extents (x, y, z) per blueprint, m; every other actor gets a car's.
+CAR_EXTENT_M = (2.4, 0.95, 0.75)
+PROP_EXTENTS_M = {"static.prop.box01": (0.35, 0.35, 0.35), "static.prop.creasedbox01": (0.3, 0.25, 0.15)}
+
+
 def _library() -> BlueprintLibrary:
     vehicle = {"role_name": "autopilot", "color": "0,0,0"}
+    prop = {"role_name": "prop", "size": "small"}
     return BlueprintLibrary([
         ActorBlueprint("vehicle.tesla.model3", vehicle),
         ActorBlueprint("vehicle.audi.tt", vehicle),
+        ActorBlueprint("static.prop.box01", prop),
+        ActorBlueprint("static.prop.creasedbox01", prop),
         ActorBlueprint("sensor.camera.rgb", {"image_size_x": "800", "image_size_y": "600", "fov": "90",
                                              "sensor_tick": "0.0", "role_name": "front"}),
         ActorBlueprint("sensor.other.collision", {"role_name": "front"}),
@@ -339,7 +347,9 @@ class Actor(_Handle):
         self._transform = transform
         self._speed_mps = 0.0
         self._alive = True
-        self.bounding_box = BoundingBox(Location(0.0, 0.0, 0.7), Vector3D(2.4, 0.95, 0.75))
+        self._simulate_physics = True
+        extent = PROP_EXTENTS_M.get(blueprint.id, CAR_EXTENT_M)
+        self.bounding_box = BoundingBox(Location(0.0, 0.0, extent[2]), Vector3D(*extent))
 
     @property
     def is_alive(self) -> bool:
@@ -375,6 +385,17 @@ class Actor(_Handle):
         self._live()
         self._transform = transform
 
+    def set_simulate_physics(self, enabled: bool = True) -> None:
+        self._live()
+        self._simulate_physics = bool(enabled)
+
+    def _footprint(self) -> list[tuple[float, float]]:
+        """The bounding box's four ground corners in world (x, y)."""
+        t, e = self._transform, self.bounding_box.extent
+        c, s = math.cos(math.radians(t.rotation.yaw)), math.sin(math.radians(t.rotation.yaw))
+        return [(t.location.x + c * dx - s * dy, t.location.y + s * dx + c * dy)
+                for dx, dy in ((e.x, e.y), (e.x, -e.y), (-e.x, -e.y), (-e.x, e.y))]
+
 
 class Vehicle(Actor):
     def __init__(self, *args: Any):
@@ -403,6 +424,8 @@ class Vehicle(Actor):
         self._autopilot = enabled
 
     def _advance(self, dt_s: float) -> None:
+        if not self._simulate_physics:  # kinematic: only set_transform moves it
+            return
         c = self._control
         if self._autopilot:  # the Traffic Manager keeps the car in its lane at 8 m/s
             c = VehicleControl(throttle=0.5, steer=_lane_keeping_steer(self._transform))
@@ -416,6 +439,19 @@ class Vehicle(Actor):
         t.rotation.yaw = math.degrees(yaw_rad)
         t.location.x += self._speed_mps * math.cos(yaw_rad) * dt_s
         t.location.y += self._speed_mps * math.sin(yaw_rad) * dt_s
+
+
+def _footprints_overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    """Separating-axis test of two convex quadrilaterals."""
+    for poly in (a, b):
+        for k in range(4):
+            (x0, y0), (x1, y1) = poly[k], poly[(k + 1) % 4]
+            nx, ny = y0 - y1, x1 - x0
+            pa = [nx * x + ny * y for x, y in a]
+            pb = [nx * x + ny * y for x, y in b]
+            if max(pa) < min(pb) or max(pb) < min(pa):
+                return False
+    return True
 
 
 def _lane_keeping_steer(transform: Transform) -> float:
@@ -458,6 +494,10 @@ class Sensor(Actor):
         elif self.type_id == "sensor.other.collision":
             if off_lane_m > WALL_MARGIN_M:
                 server.deliver(callback, CollisionEvent(frame, timestamp, transform, parent, None))
+            mine = parent._footprint()
+            for other in list(server.actors.values()):  # bodies touching the car's (a prop, another vehicle)
+                if other is not parent and not isinstance(other, Sensor) and _footprints_overlap(mine, other._footprint()):
+                    server.deliver(callback, CollisionEvent(frame, timestamp, transform, parent, other))
         elif self.type_id == "sensor.other.lane_invasion":
             outside = off_lane_m > 0
             if outside != self._was_outside:
@@ -568,7 +608,7 @@ class World(_Handle):
                     return None
             cls = Vehicle
         else:
-            cls = Sensor
+            cls = Sensor if blueprint.id.startswith("sensor.") else Actor
         server.next_id += 1
         copy = Transform(Location(transform.location.x, transform.location.y, transform.location.z),
                          Rotation(transform.rotation.pitch, transform.rotation.yaw, transform.rotation.roll))
@@ -653,9 +693,14 @@ class Client(_Recorded):
         server = self._server()
         responses = []
         for cmd in commands:
-            actor = server.actors.pop(cmd.actor_id, None)
-            if actor is not None:
-                actor._alive = False
+            if isinstance(cmd, command.ApplyTransform):
+                actor = server.actors.get(cmd.actor_id)
+                if actor is not None:
+                    actor._transform = cmd.transform
+            else:
+                actor = server.actors.pop(cmd.actor_id, None)
+                if actor is not None:
+                    actor._alive = False
             responses.append(command.Response(cmd.actor_id, "" if actor is not None else "actor not found"))
         return responses
 
@@ -666,6 +711,13 @@ class _Command:
 
         def __init__(self, actor: Any):
             self.actor_id = actor if isinstance(actor, int) else actor.id
+
+    class ApplyTransform(_Recorded):
+        _carla_path = "command.ApplyTransform"
+
+        def __init__(self, actor: Any, transform: Transform):
+            self.actor_id = actor if isinstance(actor, int) else actor.id
+            self.transform = transform
 
     class Response(_Recorded):
         _carla_path = "command.Response"
@@ -680,5 +732,7 @@ class _Command:
 command = types.ModuleType("carla.command")
 command.DestroyActor = _Command.DestroyActor
 command.Response = _Command.Response
+command.ApplyTransform = _Command.ApplyTransform
+command.ApplyTransform.__qualname__ = "ApplyTransform"
 command.DestroyActor.__qualname__ = "DestroyActor"
 command.Response.__qualname__ = "Response"

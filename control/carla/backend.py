@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from control.carla.config import camera_spec, validate_carla_config
+from control.carla.race_actors import RaceActors
 from control.carla.server import CarlaServerError, carla_probe, server_for_runner
 from control.errors import ConfigError, UserError, did_you_mean
 from control.sim.base import DEEPRACER_LIMITS, CameraSpec, Pose, SimulatorBackend, SimulatorError, VehicleLimits, VehicleState
@@ -192,6 +193,8 @@ class CarlaSimulator(SimulatorBackend):
         self._lane_invasions = _EventLog()
         self._image: np.ndarray | None = None
         self._pending_image: Any = None
+        # env_config.race's boxes/bots as actors (sync_race_objects); destroyed with the car's at every reset.
+        self._race = RaceActors(self.carla, self._offset, self.cfg["race_actors"], self.cfg["spawn_z_m"])
         self._orphan_ids: list[int] = []  # our actors on a server we lost contact with: destroyed on reconnect
         self._frame = 0
         self._episode_start_frame = 0
@@ -310,7 +313,7 @@ class CarlaSimulator(SimulatorBackend):
     def _mark_broken(self, reason: str) -> None:
         log.warning("CARLA connection broken (%s); will restart on the next reset", reason)
         self._broken_reason = reason
-        self._orphan_ids += [a.id for a in self._actors]  # an attached server may still hold them
+        self._orphan_ids += [a.id for a in self._actors] + self._race.forget()  # an attached server may still hold them
         self._client = self._world = self._tm = self._vehicle = None
         self._actors, self._sensors = [], []
 
@@ -349,6 +352,7 @@ class CarlaSimulator(SimulatorBackend):
             commands = [self.carla.command.DestroyActor(a.id) for a in self._actors]
             self._client.apply_batch_sync(commands, False)
         self._actors, self._sensors, self._vehicle = [], [], None
+        self._race.destroy(self._client)
 
     def _world_transform(self, pose: Pose, z_m: float) -> Any:
         carla = self.carla
@@ -505,6 +509,20 @@ class CarlaSimulator(SimulatorBackend):
             return self._state()
 
         return self._guard(do_step, "step")
+
+    def sync_race_objects(self, objects: Any) -> None:
+        """env_config.race's objects as this world's actors: spawned when missing (placed poses), bots moved, poses read back."""
+        if self._world is None or objects.num_objects == 0:
+            return
+
+        def do_sync() -> None:
+            self._race.offset_m = self._offset  # a map route sets the offset when the track is built
+            if not self._race.actors:  # a new episode (reset destroyed the last one's) or the car put back
+                self._race.spawn(self._client, self._world, objects)
+            else:
+                self._race.follow(self._client, self._world, objects)
+
+        self._guard(do_sync, "race objects")
 
     def camera_image(self) -> np.ndarray | None:
         """The RGB frame of the latest tick (H, W, 3) uint8, or None without a camera."""

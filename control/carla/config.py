@@ -89,6 +89,14 @@ class CarlaRetriesConfig(Section):
     backoff_s: Annotated[NonNegativeNumber, Expect("a number of seconds >= 0")] = Field(2.0, description="first wait between tries, s; doubles each try")
 
 
+class CarlaRaceActorsConfig(Section):
+    """env_config.carla.race_actors: the CARLA blueprints of env_config.race's boxes and bot cars."""
+
+    # Both ids are in CARLA 0.9.x's blueprint library (static.prop.box01..03, creasedbox01..03).
+    box_blueprint: Text = Field("static.prop.box01", description="object_avoidance: blueprint id of a box, e.g. static.prop.creasedbox01")
+    bot_blueprint: Text = Field("vehicle.audi.tt", description="head_to_bot: blueprint filter of the bot cars (first match)")
+
+
 class CarlaRouteConfig(Section):
     """env_config.carla.route: the loop built from map waypoints (track_source: route)."""
 
@@ -146,6 +154,8 @@ class CarlaConfig(Section):
     spawn_z_m: Number = Field(0.3, description="spawn height above the road, m")
     camera: CarlaCameraConfig = Field(default_factory=CarlaCameraConfig, description="the RGB camera sensor")
     traffic: CarlaTrafficConfig = Field(default_factory=CarlaTrafficConfig, description="other vehicles")
+    race_actors: CarlaRaceActorsConfig = Field(default_factory=CarlaRaceActorsConfig,
+                                               description="blueprints of env_config.race's boxes and bots")
     retries: CarlaRetriesConfig = Field(default_factory=CarlaRetriesConfig, description="restarts of a dead server")
     # --- the track ---
     track_source: Annotated[Text, one_of(*TRACK_SOURCES)] = Field(

@@ -174,23 +174,44 @@ class EnvConfig(Section):
         from control.sim.registry import vehicle_limits
 
         make_action_type(self.action, vehicle_limits({"simulator": self.simulator, "builtin": self.builtin}))
-        if self.race.type != "time_trial":
-            # Objects live on one driving track for now (issue 12): one track, one direction, the built-in simulator.
-            one_track = isinstance(self.track, str) and self.track != "procedural"
-            if not one_track or self.start.direction == "random" or self.simulator != "builtin":
-                raise ConfigError(f"env_config.race.type {self.race.type!r} needs the builtin simulator, one track name or file "
-                                  f"and start.direction counter_clockwise or clockwise; got simulator {self.simulator!r}, "
-                                  f"track {self.track!r}, direction {self.start.direction!r}")
+        carla = None
         if self.simulator == "carla" or self.carla:
             from control.carla.config import validate_carla_config
 
             carla = validate_carla_config(self.carla)
+        if self.race.type != "time_trial":
+            # Objects live on one driving track (issue 12): one track, one direction. On CARLA the track is the
+            # backend's (a map route or track_file: one track) unless track_source is env, which places env_config.track.
+            uses_env_track = self.simulator == "builtin" or (carla is not None and carla["track_source"] == "env")
+            one_track = not uses_env_track or (isinstance(self.track, str) and self.track != "procedural")
+            if not one_track or self.start.direction == "random":
+                raise ConfigError(f"env_config.race.type {self.race.type!r} needs the builtin simulator, one track name or file "
+                                  f"(or simulator carla with its route, track_file or one env track) and start.direction "
+                                  f"counter_clockwise or clockwise; got track {self.track!r}, direction {self.start.direction!r}")
+        if self.simulator == "carla":
             kind = self.observation.get("type")
-            if self.simulator == "carla" and kind in ("camera", "both") and (not carla["camera"]["enabled"] or carla["no_rendering"]):
+            if kind in ("camera", "both") and (not carla["camera"]["enabled"] or carla["no_rendering"]):
                 raise ConfigError(f"env_config.observation.type {kind!r} needs CARLA camera frames, but "
                                   "env_config.carla has camera.enabled: false or no_rendering: true; enable the camera "
                                   "with rendering on, or use observation type vlidar")
+            _check_carla_cameras(self.observation)
         return self
+
+
+def _check_carla_cameras(observation: dict[str, Any]) -> None:
+    """Raise a one-line ConfigError for camera observations only the builtin simulator renders (stereo, pose jitter)."""
+    from control.env.observations import ObservationType, StereoCameraObservation, make_observation_type
+
+    top = make_observation_type(observation)
+    parts = [top] + [v for v in vars(top).values() if isinstance(v, ObservationType)]  # a combination's own sensors
+    for part in parts:
+        appearance = getattr(part, "appearance", None)
+        if isinstance(part, StereoCameraObservation):
+            raise ConfigError(f"env_config.observation.type {observation.get('type')!r}: the CARLA backend renders one front "
+                              f"camera, not a stereo pair; use simulator builtin, or observation type camera")
+        if appearance is not None and appearance.jitters_pose:
+            raise ConfigError(f"env_config.observation.type {observation.get('type')!r}: camera pose jitter (randomize.camera_height_m, "
+                              f"camera_pitch_deg, camera_fov_deg) needs the builtin simulator; set them to 0 for simulator carla")
 
 
 DEFAULT_ENV_CONFIG: dict[str, Any] = defaults_of(EnvConfig)

@@ -223,6 +223,7 @@ class RaceBatch:
         if self.race_objects is None:
             self.race_objects = RaceObjects(self.race_config, self._one_track, self.num_cars)
         self.race_objects.reset(idx, [self.rngs[i] for i in idx.tolist()], s_start)
+        self._mirror_objects()
         self.states.is_crashed[idx] = False  # the builtin backend reports no crashes of its own: the objects' are the only ones
         self._object_params = None
 
@@ -230,10 +231,17 @@ class RaceBatch:
         """Advance the bots one control step and mark every car whose footprint overlaps an object as crashed."""
         st, race = self.states, self.race_config
         self.race_objects.step(st.time_s, 1.0 / self.limits.control_hz)
+        self._mirror_objects()
         hit = rectangles_overlap(st.x_m, st.y_m, st.yaw_rad, 0.5 * race.bot_length_m, 0.5 * race.bot_width_m,
                                  *self.race_objects.rectangles())
         st.is_crashed |= hit.any(axis=1)
         self._object_params = None
+
+    def _mirror_objects(self) -> None:
+        """A backend with a world of its own (CARLA) keeps the objects as its actors and writes their poses back."""
+        sync = getattr(getattr(self.sim, "backend", None), "sync_race_objects", None)
+        if sync is not None:
+            sync(self.race_objects)
 
     def object_params(self) -> ObjectParams | None:
         """DeepRacer's object params of every car this step (None in time trials)."""
