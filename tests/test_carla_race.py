@@ -166,6 +166,16 @@ def test_driving_into_a_box_ends_the_episode_crashed():
         env.close()
 
 
+def test_a_bot_placed_into_the_car_is_a_one_line_error_and_leaves_no_actor():
+    env = RacingEnv(carla_config({"type": "head_to_bot", "num_bots": 2, "positions": [[0.5, 1], [0.005, 1]]}))
+    try:
+        with pytest.raises(ConfigError, match="could not spawn vehicle.audi.tt for object 1 .* raise env_config.race.min_distance_m") as info:
+            env.reset(seed=0)
+        assert "\n" not in str(info.value) and our_actors() == {}  # all or none: bot 0 was taken back
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("race", [{"type": "head_to_bot"}, {"type": "object_avoidance"}])
 def test_race_types_validate_on_carla(race):
     # A map route is one track driven one way: what the objects need (the builtin-only refusal is gone).
