@@ -148,6 +148,31 @@ def test_only_our_actors_are_spawned_and_all_of_them_destroyed_on_reset_and_clos
     assert list(server.actors) == [foreign.id] and foreign.is_alive
 
 
+def test_a_server_lost_while_moving_the_bots_ends_the_next_step_as_sim_error_and_the_reset_recovers(monkeypatch):
+    env = RacingEnv(carla_config({"type": "head_to_bot", "num_bots": 2, "min_distance_m": 10.0}))
+    try:
+        env.reset(seed=1)
+        env.step(SLOW)
+        real_step = CarlaSimulator.step
+
+        def step_then_die(sim, steering_rad, speed_mps):
+            state = real_step(sim, steering_rad, speed_mps)
+            fc._kill_server()  # dies after the car's step: moving the bots is the first call to fail
+            return state
+
+        monkeypatch.setattr(CarlaSimulator, "step", step_then_die)
+        _, _, _, truncated, _ = env.step(SLOW)  # no exception out of the env
+        assert not truncated
+        monkeypatch.setattr(CarlaSimulator, "step", real_step)
+        _, _, _, truncated, info = env.step(SLOW)
+        assert truncated and info["episode_status"] == "sim_error"
+        fc.REVIVE_DEAD = True
+        env.reset(seed=1)
+        assert len(our_actors()) == 2  # on the fresh server: the new episode's bots, ours only
+    finally:
+        env.close()
+
+
 def test_driving_into_a_box_ends_the_episode_crashed():
     # A box 3.8 m ahead on a lane line: the car's 1.9 m wide body covers both lane lines of the 4 m road.
     env = RacingEnv(carla_config({"type": "object_avoidance", "positions": [[0.02, 1]]}, max_episode_steps=200))

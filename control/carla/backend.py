@@ -522,7 +522,11 @@ class CarlaSimulator(SimulatorBackend):
             else:
                 self._race.follow(self._client, self._world, objects)
 
-        self._guard(do_sync, "race objects")
+        try:
+            self._guard(do_sync, "race objects")
+        except SimulatorError as exc:
+            # Marked broken: the next step reports the fault (the episode ends as sim_error), the next reset recovers.
+            log.warning("%s", exc)
 
     def camera_image(self) -> np.ndarray | None:
         """The RGB frame of the latest tick (H, W, 3) uint8, or None without a camera."""
