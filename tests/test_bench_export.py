@@ -15,6 +15,7 @@ def test_export_is_registered_and_not_in_the_default_run():
     assert [b.name for b in cli.selected_benchmarks(["export"])] == ["export"]
 
 
+@pytest.mark.slow  # torch.export of a real network: ~12 s
 @pytest.mark.timeout(300)
 def test_the_vlidar_network_is_exported_and_timed_in_both_runtimes(capsys):
     report = run_export_benchmark(steps=30, seed=0, names=["vlidar MLP"])
