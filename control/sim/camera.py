@@ -15,6 +15,7 @@ ground gather, bit for bit.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,16 @@ FRUSTUM_NEAR_M = 0.2
 NEAR_CLIP_M = 0.005  # the painter ignores the parts of an object closer to the lens than this (a car inside it has crashed)
 
 
+@functools.lru_cache(maxsize=64)
+def frustum_constants(spec: CameraSpec) -> np.ndarray:
+    """The `spec` camera's frustum as the compiled footprint test reads it: lens offset and height, pitch cos/sin, half tangents."""
+    p = math.radians(spec.pitch_down_deg)
+    half_w = math.tan(math.radians(spec.fov_deg) / 2)
+    constants = np.array([spec.x_offset_m, spec.height_m, math.cos(p), math.sin(p), half_w, half_w * spec.height_px / spec.width_px])
+    constants.flags.writeable = False  # cached per spec (frozen): shared by every call
+    return constants
+
+
 def footprints_in_view(spec: CameraSpec, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, x: np.ndarray, y: np.ndarray,
                        yaw: np.ndarray, half_length_m: np.ndarray, half_width_m: np.ndarray) -> np.ndarray:
     """(N, M) whether a corner or the centre of each footprint (N, M), on the ground, lies in car i's camera frustum.
@@ -77,22 +88,43 @@ def footprints_in_view(spec: CameraSpec, car_x: np.ndarray, car_y: np.ndarray, c
     near, side, top and bottom planes; here the frustum is the `spec` camera's (its fov and aspect).
     """
     x, y, yaw, hl, hw = (np.asarray(a, dtype=np.float64) for a in (x, y, yaw, half_length_m, half_width_m))
-    sign = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [0, 0]], dtype=np.float64)  # corners, then the centre
-    cb, sb = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
-    ex, ey = sign[:, 0] * hl[..., None], sign[:, 1] * hw[..., None]
-    px, py = x[..., None] + cb * ex - sb * ey, y[..., None] + sb * ex + cb * ey  # (N, M, 5) world points
-    c, s = (np.asarray(f(car_yaw), dtype=np.float64)[:, None, None] for f in (np.cos, np.sin))
-    wx = px - np.asarray(car_x, dtype=np.float64)[:, None, None]
-    wy = py - np.asarray(car_y, dtype=np.float64)[:, None, None]
-    fwd, left, up_m = c * wx + s * wy - spec.x_offset_m, -s * wx + c * wy, -spec.height_m  # relative to the lens, car frame
-    p = math.radians(spec.pitch_down_deg)
-    depth = fwd * math.cos(p) - up_m * math.sin(p)
-    rise = fwd * math.sin(p) + up_m * math.cos(p)
-    half_w = math.tan(math.radians(spec.fov_deg) / 2)
-    half_h = half_w * spec.height_px / spec.width_px
-    inside = ((depth >= FRUSTUM_NEAR_M) & (np.hypot(fwd, left) <= MAX_VIEW_DISTANCE_M) & (np.abs(left) <= depth * half_w)
-              & (np.abs(rise) <= depth * half_h))
-    return inside.any(axis=-1)
+    shape = np.broadcast_shapes(x.shape, y.shape, yaw.shape, hl.shape, hw.shape)
+    x, y, yaw, hl, hw = (np.ascontiguousarray(np.broadcast_to(a, shape)) for a in (x, y, yaw, hl, hw))
+    car_x, car_y, car_yaw = (np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (car_x, car_y, car_yaw))
+    out = np.empty(shape, dtype=np.bool_)
+    _footprints_in_view(frustum_constants(spec), car_x, car_y, car_yaw, x.reshape(shape[0], -1), y.reshape(shape[0], -1),
+                        yaw.reshape(shape[0], -1), hl.reshape(shape[0], -1), hw.reshape(shape[0], -1), out.reshape(shape[0], -1))
+    return out
+
+
+@numba.njit(cache=True)
+def _footprints_in_view(frustum, car_x, car_y, car_yaw, x, y, yaw, hl, hw, out):  # pragma: no cover - compiled
+    """footprints_in_view for every (car i, footprint j): one compiled pass."""
+    for i in range(x.shape[0]):
+        c, s = math.cos(car_yaw[i]), math.sin(car_yaw[i])
+        for j in range(x.shape[1]):
+            out[i, j] = footprint_in_view(frustum, car_x[i], car_y[i], c, s, x[i, j], y[i, j], yaw[i, j], hl[i, j], hw[i, j])
+
+
+@numba.njit(cache=True)
+def footprint_in_view(frustum, car_x, car_y, car_cos, car_sin, x, y, yaw, hl, hw):  # pragma: no cover - compiled
+    """Whether a corner or the centre of one footprint lies in the frustum (frustum_constants) of a car at (car_x, car_y)."""
+    x_offset_m, lens_height_m, cos_p, sin_p, half_w, half_h = frustum[0], frustum[1], frustum[2], frustum[3], frustum[4], frustum[5]
+    cb, sb = math.cos(yaw), math.sin(yaw)
+    up_m = -lens_height_m
+    for k in range(5):  # the 4 corners, then the centre
+        sx = (1.0 if k < 2 else -1.0) if k < 4 else 0.0
+        sy = (1.0 if k % 2 == 0 else -1.0) if k < 4 else 0.0
+        ex, ey = sx * hl, sy * hw
+        px, py = x + cb * ex - sb * ey, y + sb * ex + cb * ey  # the point in the world
+        wx, wy = px - car_x, py - car_y
+        fwd, left = car_cos * wx + car_sin * wy - x_offset_m, -car_sin * wx + car_cos * wy  # relative to the lens, car frame
+        depth = fwd * cos_p - up_m * sin_p
+        rise = fwd * sin_p + up_m * cos_p
+        if (depth >= FRUSTUM_NEAR_M and math.hypot(fwd, left) <= MAX_VIEW_DISTANCE_M and abs(left) <= depth * half_w
+                and abs(rise) <= depth * half_h):
+            return True
+    return False
 
 
 def rasterise_track(track: Any, resolution_m: float, centerline: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from pydantic import Field, StrictFloat, field_validator
 
 from control.config_schema import Expect, Flag, Invalid, NonNegativeNumber, NonNegativeWhole, PositiveNumber, Section, Text, one_of
 from control.errors import ConfigError
+from control.sim.camera import footprint_in_view, frustum_constants
 from control.track.track import Track
 
 RACE_TYPES = ("time_trial", "object_avoidance", "head_to_bot")
@@ -405,33 +406,59 @@ def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, ca
     Behind/ahead are along the driving direction (index order, or against it where `clockwise`);
     object_in_camera: a corner or the centre of the object ahead's footprint lies in the front camera's
     frustum (DeepRacer's test; `camera` a CameraSpec, default DeepRacer's with camera_fov_deg).
+    One compiled pass over the N x M pairs: it runs every step that infos carry params.
     """
     from control.sim.base import CameraSpec
-    from control.sim.camera import footprints_in_view
 
-    st, length = objects.state, objects.track.length_m
-    x, y, yaw = objects.poses()
+    st = objects.state
     n, m = st.s_m.shape
-    ahead_m = np.mod(st.s_m - np.asarray(car_s_m, dtype=np.float64)[:, None], length)
-    ahead_m = np.where(np.asarray(clockwise, dtype=bool).reshape(-1, 1), np.mod(-ahead_m, length), ahead_m)
-    if m:
-        # The object ahead is the nearest one in front along the lap; the one behind is the nearest behind (the farthest ahead).
-        closest = np.stack([ahead_m.argmax(axis=1), ahead_m.argmin(axis=1)], axis=1)
-        nxt = closest[:, 1]
-        rows = np.arange(n)
-        spec = camera if camera is not None else CameraSpec(fov_deg=float(camera_fov_deg))
-        ahead = (rows, nxt)
-        in_camera = footprints_in_view(spec, car_x, car_y, car_yaw, x[ahead][:, None], y[ahead][:, None], yaw[ahead][:, None],
-                                       st.half_length_m[ahead][:, None], st.half_width_m[ahead][:, None])[:, 0]
-    else:
-        closest, in_camera = np.zeros((n, 0), dtype=np.int64), np.zeros(n, dtype=bool)
+    spec = camera if camera is not None else CameraSpec(fov_deg=float(camera_fov_deg))
+    cars = [_car_column(a, n, np.float64) for a in (car_x, car_y, car_yaw, car_s_m)]
+    backwards = _car_column(clockwise, n, np.bool_)
+    closest = np.empty((n, 2 if m else 0), dtype=np.int64)
+    location, heading_deg = np.empty((n, m, 2)), np.empty((n, m))
+    in_camera = np.zeros(n, dtype=np.bool_)
+    _object_params(*cars, backwards, objects.track.length_m, frustum_constants(spec), st.s_m, st.x_m, st.y_m, st.yaw_rad,
+                   st.half_length_m, st.half_width_m, closest, location, heading_deg, in_camera)
     return ObjectParams(
         closest_objects=closest,
-        objects_location_m=np.stack([x, y], axis=-1),
+        objects_location_m=location,
         objects_left_of_center=st.lateral_m > 0,
         objects_speed_mps=st.speed_mps.copy(),
-        objects_heading_deg=np.degrees(np.angle(np.exp(1j * yaw))),
+        objects_heading_deg=heading_deg,
         objects_distance_m=st.s_m.copy(),
         objects_distance_from_center_m=np.abs(st.lateral_m),
         object_in_camera=in_camera,
     )
+
+
+def _car_column(value: Any, n: int, dtype: type) -> np.ndarray:
+    """A contiguous (n,) array of `value` (one per car, or one for all); no copy when it already is one (the per-step path)."""
+    arr = np.asarray(value, dtype=dtype)
+    if arr.shape != (n,) or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(np.broadcast_to(arr.reshape(-1), (n,)))
+    return arr
+
+
+@numba.njit(cache=True)
+def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s_m, x, y, yaw, hl, hw,
+                   out_closest, out_location, out_heading_deg, out_in_camera):  # pragma: no cover - compiled
+    """object_params' per-pair work: behind/ahead indices, locations, headings in (-180, 180], the ahead object in camera."""
+    for i in range(s_m.shape[0]):
+        behind, ahead = 0, 0
+        far_m, near_m = -1.0, np.inf
+        for j in range(s_m.shape[1]):
+            a = (s_m[i, j] - car_s[i]) % length_m
+            if backwards[i]:
+                a = (-a) % length_m
+            # The object ahead is the nearest one in front along the lap; the one behind is the nearest behind (the farthest ahead).
+            if a > far_m:  # strict: the first of equals, as argmax
+                behind, far_m = j, a
+            if a < near_m:
+                ahead, near_m = j, a
+            out_location[i, j, 0], out_location[i, j, 1] = x[i, j], y[i, j]
+            out_heading_deg[i, j] = math.atan2(math.sin(yaw[i, j]), math.cos(yaw[i, j])) * (180.0 / math.pi)
+        if s_m.shape[1]:
+            out_closest[i, 0], out_closest[i, 1] = behind, ahead
+            out_in_camera[i] = footprint_in_view(frustum, car_x[i], car_y[i], math.cos(car_yaw[i]), math.sin(car_yaw[i]), x[i, ahead],
+                                                 y[i, ahead], yaw[i, ahead], hl[i, ahead], hw[i, ahead])
