@@ -113,8 +113,13 @@ def test_cli_env_benchmark_prints_tables_and_writes_json(tmp_path, capsys):
     assert results["peers"] == [] and "skipped" in results["peer_skipped_reason"]
     assert {r["track"] for r in results["lap_time_reference"]} == set(bundled_track_names())
     # The batched table: both envs at every N, env steps counted N per batch step; the user reward file apart.
+    # The race types after them: 6 boxes and 3 bots at N = 16 and 64, each costed against the time trial of the same N.
     assert [(r["name"], r["num_envs"]) for r in results["vector"]] == [
-        (kind, n) for kind in ("vlidar 32 rays", "vlidar 32 rays, lean infos", "camera 160x120 gray") for n in env_bench.BATCH_SIZES]
+        (kind, n) for kind in ("vlidar 32 rays", "vlidar 32 rays, lean infos", "camera 160x120 gray") for n in env_bench.BATCH_SIZES] + [
+        (kind, n) for kind in ("vlidar 32 rays, 6 obstacles", "vlidar 32 rays, 3 bots") for n in (16, 64)]
+    assert [(c["race"], c["num_envs"]) for c in results["race_costs"]] == [
+        (race, n) for race in ("object_avoidance", "head_to_bot") for n in (16, 64)]
+    assert "object_avoidance (6 obstacles): objects cost" in text and "(limit 30 %): " in text
     assert all(r["env_steps"] % r["num_envs"] == 0 and r["env_steps"] >= r["num_envs"] for r in results["vector"])
     assert "Batched env throughput" in text and "user reward file" in text
     assert results["user_reward_file"]["user_file"]["env_steps"] >= env_bench.USER_REWARD_CARS

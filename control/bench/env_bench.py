@@ -3,9 +3,12 @@
 Random actions, `env.step` timed alone: resets are timed and reported separately, and the
 actions are sampled before the clock starts, so both sides pay for the same thing.
 Our envs: the vlidar env (32 rays) and the camera env (160×120 gray) on the largest bundled
-track, as the one-car `RacingEnv` and as the batched `RacingVectorEnv` for N = 1, 8, 64, 256
+track, as the one-car `RacingEnv` and as the batched `RacingVectorEnv` for N = 1, 8, 16, 64, 256
 cars (env steps/s = N × batch steps/s; its NEXT_STEP autoresets happen inside `step` and are
-counted). A user reward file (DeepRacer's `reward_function(params)`, called once per car) is
+counted). The race types next to the time trial: vlidar with 6 boxes (object_avoidance, random
+placement) and with 3 bots (head_to_bot, lane changes on) at N = 16 and 64, built-in reward, and
+what the objects cost of the time trial's throughput against issue 12's 30 % limit. A user
+reward file (DeepRacer's `reward_function(params)`, called once per car) is
 measured apart: its extra cost per env step. Peer: highway-env `racetrack-v0` with its
 LidarObservation and GrayscaleObservation (pinned in requirements-bench.txt); it is skipped with
 a message when not installed. Every rate is given twice: wall clock, and per CPU second of this
@@ -26,7 +29,14 @@ import numpy as np
 from control.sim.base import CameraSpec
 
 ACTION_POOL_SIZE = 1024  # pre-sampled random actions, cycled through during the run
-BATCH_SIZES = (1, 8, 64, 256)  # cars per RacingVectorEnv in the batched table
+BATCH_SIZES = (1, 8, 16, 64, 256)  # cars per RacingVectorEnv in the batched table
+RACE_BATCH_SIZES = (16, 64)  # cars per RacingVectorEnv of the race-type rows
+# env_config.race of the race-type rows: the race configs' objects (shipped defaults), the env's built-in reward.
+BENCH_RACES = {
+    "object_avoidance": ("6 obstacles", {"type": "object_avoidance", "num_obstacles": 6, "randomize_each_episode": True}),
+    "head_to_bot": ("3 bots", {"type": "head_to_bot", "num_bots": 3, "bot_speed_mps": 1.0, "lane_changes": True}),
+}
+RACE_COST_LIMIT = 0.30  # issue 12: objects may cost at most 30 % of the time-trial throughput
 USER_REWARD_CARS = 64  # cars of the user-reward-file measurement
 # A DeepRacer reward file as users write them (the console's example 1), for the per-car cost of the dict API.
 USER_REWARD_SOURCE = """
@@ -199,6 +209,59 @@ def vector_env_configs(track: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def race_vector_configs(track: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The race-type rows' envs: row name -> (race type, the time-trial vlidar config with that race's objects)."""
+    base = vector_env_configs(track)[f"vlidar {NUM_RAYS} rays"]
+    return {f"vlidar {NUM_RAYS} rays, {label}": (race, {**base, "race": section}) for race, (label, section) in BENCH_RACES.items()}
+
+
+@dataclass(frozen=True)
+class RaceCost:
+    """What one race type's objects cost of the time trial's throughput at one N."""
+
+    race: str
+    num_envs: int
+    time_trial_steps_per_s: float
+    race_steps_per_s: float
+    time_trial_cpu_steps_per_s: float
+    race_cpu_steps_per_s: float
+
+    @property
+    def cost_fraction(self) -> float:
+        """Share of the time trial's wall-clock steps/s the objects take away (0.2: 20 % fewer steps/s)."""
+        return 1.0 - self.race_steps_per_s / self.time_trial_steps_per_s
+
+    @property
+    def cpu_cost_fraction(self) -> float:
+        """The same per CPU second of this process (steadier on a shared machine)."""
+        return 1.0 - self.race_cpu_steps_per_s / self.time_trial_cpu_steps_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, with the cost fractions."""
+        return {**asdict(self), "cost_fraction": self.cost_fraction, "cpu_cost_fraction": self.cpu_cost_fraction,
+                "met": self.cost_fraction <= RACE_COST_LIMIT}
+
+
+def race_costs(time_trial_rows: list[VectorBenchResult], race_rows: dict[str, list[VectorBenchResult]]) -> list[RaceCost]:
+    """The objects' cost per race type and N: each race row against the time-trial row of the same N."""
+    baseline = {r.num_envs: r for r in time_trial_rows}
+    return [RaceCost(race, r.num_envs, baseline[r.num_envs].steps_per_s, r.steps_per_s, baseline[r.num_envs].cpu_steps_per_s,
+                     r.cpu_steps_per_s)
+            for race, rows in race_rows.items() for r in rows if r.num_envs in baseline]
+
+
+def format_race_costs(costs: list[RaceCost]) -> str:
+    """One line per race type: the objects' cost at every N against the limit, met only when every N is within it."""
+    lines = []
+    for race in dict.fromkeys(c.race for c in costs):
+        mine = [c for c in costs if c.race == race]
+        per_n = ", ".join(f"{100 * c.cost_fraction:.0f} % at N={c.num_envs} (cpu {100 * c.cpu_cost_fraction:.0f} %)" for c in mine)
+        verdict = "met" if all(c.cost_fraction <= RACE_COST_LIMIT for c in mine) else "NOT met"
+        lines.append(f"{race} ({BENCH_RACES[race][0]}): objects cost {per_n} of time-trial throughput "
+                     f"(limit {100 * RACE_COST_LIMIT:.0f} %): {verdict}")
+    return "\n".join(lines)
+
+
 def measure_user_reward_cost(track: str, max_env_steps: int, max_seconds: float, reward_dir: str, seed: int = 0) -> dict[str, Any]:
     """Env steps/s of the vlidar vector env with a built-in reward and with a user reward file; the file's extra µs per env step."""
     from pathlib import Path
@@ -218,13 +281,15 @@ def measure_user_reward_cost(track: str, max_env_steps: int, max_seconds: float,
     }
 
 
-def format_vector_table(rows: list[VectorBenchResult], user_reward: dict[str, Any] | None) -> str:
-    """steps/s against N per env, and the user reward file's per-step cost."""
+def format_vector_table(rows: list[VectorBenchResult], user_reward: dict[str, Any] | None, costs: list[RaceCost] | None = None) -> str:
+    """steps/s against N per env, the race types' cost lines, and the user reward file's per-step cost."""
     header = f"{'env (RacingVectorEnv)':<32} {'N':>4} {'env steps':>9} {'steps/s':>10} {'cpu st/s':>10} {'batch ms':>9}"
     lines = ["Batched env throughput (random actions; env steps = N x batch steps, autoresets included; "
              "steps/s: wall clock, cpu st/s: per CPU second of this process)", header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r.name:<32} {r.num_envs:>4} {r.env_steps:>9} {r.steps_per_s:>10,.0f} {r.cpu_steps_per_s:>10,.0f} {r.batch_step_ms:>9.3f}")
+    if costs:
+        lines.append(format_race_costs(costs))
     if user_reward:
         lines.append(f"user reward file (DeepRacer dict, once per car), N={user_reward['num_envs']}: "
                      f"{user_reward['user_file']['steps_per_s']:,.0f} steps/s vs {user_reward['builtin']['steps_per_s']:,.0f} built-in; "
@@ -386,6 +451,7 @@ def run_env_benchmark(
     seed: int = 0,
     log: Callable[[str], None] = print,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    race_batch_sizes: tuple[int, ...] = RACE_BATCH_SIZES,
 ) -> dict[str, Any]:
     """Measure our envs and the peer envs, print the tables, return the results as a dict."""
     track = track or largest_bundled_track()
@@ -408,6 +474,20 @@ def run_env_benchmark(
         for n in batch_sizes:
             log(f"measuring RacingVectorEnv {name}, N={n} ...")
             vector_rows.append(measure_vector_env(name, config, n, max(max_steps, n), max_seconds, seed=seed))
+    time_trial_name = f"vlidar {NUM_RAYS} rays"
+    time_trial_rows = [r for r in vector_rows if r.name == time_trial_name and r.num_envs in race_batch_sizes]
+    for n in sorted(set(race_batch_sizes) - {r.num_envs for r in time_trial_rows}):  # the race rows' N always has its time trial
+        log(f"measuring RacingVectorEnv {time_trial_name}, N={n} ...")
+        time_trial_rows.append(measure_vector_env(time_trial_name, vector_env_configs(track)[time_trial_name], n, max(max_steps, n),
+                                                  max_seconds, seed=seed))
+        vector_rows.append(time_trial_rows[-1])
+    race_rows: dict[str, list[VectorBenchResult]] = {}
+    for name, (race, config) in race_vector_configs(track).items():
+        for n in race_batch_sizes:
+            log(f"measuring RacingVectorEnv {name}, N={n} ...")
+            race_rows.setdefault(race, []).append(measure_vector_env(name, config, n, max(max_steps, n), max_seconds, seed=seed))
+    vector_rows.extend(r for rows in race_rows.values() for r in rows)
+    costs = race_costs(time_trial_rows, race_rows)
     import tempfile
 
     with tempfile.TemporaryDirectory() as reward_dir:
@@ -417,7 +497,7 @@ def run_env_benchmark(
     log("")
     log(format_throughput(ours, peers, peer_note))
     log("")
-    log(format_vector_table(vector_rows, user_reward))
+    log(format_vector_table(vector_rows, user_reward, costs))
     log("")
     log(format_lap_times(laps))
     return {
@@ -427,6 +507,7 @@ def run_env_benchmark(
         "peer_skipped_reason": peer_note,
         "ratios_vs_peer": ratios(ours, peers),
         "vector": [r.as_dict() for r in vector_rows],
+        "race_costs": [c.as_dict() for c in costs],
         "user_reward_file": user_reward,
         "lap_time_reference": [asdict(r) for r in laps],
     }
