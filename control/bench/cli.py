@@ -77,8 +77,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--appearance", action="store_true",
                        help="--generalisation (implied) of a camera policy, then the same tracks again under looks unseen "
                             "in training (colours, brightness, contrast, gamma outside its randomize ranges)")
-    group.add_argument("--minutes", type=float, default=15.0, help="--quality/--generalisation training time, min (default 15)")
-    group.add_argument("--episodes", type=int, default=5, help="--quality/--generalisation rollout episodes per track (default 5)")
+    group.add_argument("--race", choices=("object_avoidance", "head_to_bot"), default=None,
+                       help="train the shipped race config (or --config) --minutes, then deterministic episodes with its objects: "
+                            "object_avoidance, crash-free lap rate (target >= 90 %%) and best lap vs the same policy's time-trial "
+                            "lap (<= 1.20x); head_to_bot, laps with no crash and every bot overtaken (>= 80 %%)")
+    group.add_argument("--minutes", type=float, default=15.0, help="--quality/--generalisation/--race training time, min (default 15)")
+    group.add_argument("--episodes", type=int, default=5,
+                       help="--quality/--generalisation rollout episodes per track, --race evaluation episodes (default 5)")
     group.add_argument("--bench-dir", "--bench_dir", default=None,
                        help="keep the benchmark's runs in this folder (default: a temporary folder, deleted)")
 
@@ -91,7 +96,7 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations/--sync-iterations/--viewer-iterations >= 0 "
                         "and 0 < --progress <= 100")
     generalisation = args.generalisation or args.appearance
-    if not (args.quality or generalisation):
+    if not (args.quality or generalisation or args.race):
         from control.bench.train_bench import run_train_benchmark
 
         result = run_train_benchmark(camera=args.camera, config=args.config,
@@ -111,7 +116,7 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
     return run_lap_quality_benchmark(config=args.config, quality=args.quality, all_tracks=args.all_tracks,
                                      generalisation=generalisation, minutes=args.minutes, episodes=args.episodes,
                                      bench_dir=args.bench_dir, seed=args.seed, camera=args.camera,
-                                     appearance=args.appearance)
+                                     appearance=args.appearance, race=args.race)
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +150,8 @@ def _tracks_run(args: argparse.Namespace) -> dict[str, Any]:
 BENCHMARKS: dict[str, Benchmark] = {
     "env": Benchmark("env", True, "env steps/s of the vlidar and camera envs vs highway-env; lap-time references", _env_arguments, _env_run),
     "train": Benchmark("train", True, "minutes/steps/iterations to the first lapping iteration, throughput and the env's share; "
-                       "--quality: lap time vs reference; --generalisation: lap rate on unseen tracks", _train_arguments, _train_run),
+                       "--quality: lap time vs reference; --generalisation: lap rate on unseen tracks; --race: object avoidance / head-to-bot "
+                       "targets", _train_arguments, _train_run),
     # Not cheap: exporting the two networks takes torch.export ~10-20 s on 2 cores.
     "export": Benchmark("export", False, "per-step inference latency on one core of the exported ONNX policy vs the "
                         "torch RLModule (vlidar MLP, camera CNN)", _export_arguments, _export_run),

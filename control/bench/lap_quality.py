@@ -8,6 +8,10 @@ against the reference of its own start type; episodes run two laps so the second
 (issue 13). --camera trains the procedural camera config instead of the vlidar one; --appearance
 also drives the same tracks, same seeds, under the "unseen" looks (control.sim.appearance.unseen_appearance:
 colours and lighting outside the training's randomisation ranges), so the two lap rates differ by the looks only.
+--race object_avoidance / head_to_bot: the shipped race config trained for --minutes, then deterministic
+episodes with the objects as trained against issue 12's targets: object avoidance, the crash-free lap rate
+and the best lap over the same policy's time-trial lap (race.type time_trial, same seeds); head-to-bot, the
+laps with no crash and with every bot overtaken.
 """
 from __future__ import annotations
 
@@ -36,6 +40,12 @@ QUALITY_LAPS = 2  # per rollout episode: the second lap starts at speed, like th
 GENERALISATION_GOAL_RATE = 0.90  # of deterministic episodes lap on tracks (and under looks) never trained on (issue 13)
 CAMERA_PROCEDURAL_CONFIG = CONFIGS_DIR / "ppo_camera_procedural_config.yaml"
 SHARED_TRACKS_DIR = REPO_ROOT.parent / "shared" / "tracks"  # real DeepRacer tracks, when the machine has them
+RACE_CONFIGS = {"object_avoidance": CONFIGS_DIR / "ppo_object_avoidance_config.yaml",
+                "head_to_bot": CONFIGS_DIR / "ppo_head_to_bot_config.yaml"}
+# Issue 12's targets.
+CRASH_FREE_GOAL_RATE = 0.90  # object avoidance: deterministic episodes that finish the lap without a crash
+OBJECTS_LAP_GOAL_RATIO = 1.20  # object avoidance: best lap with the boxes over the same policy's time-trial best lap
+BOTS_GOAL_RATE = 0.80  # head-to-bot: laps with no crash and every bot overtaken
 
 
 def generalisation_tracks(shared_dir: Path = SHARED_TRACKS_DIR) -> list[str]:
@@ -86,6 +96,9 @@ class TrackRollout:
     # Best lap over the reference of its own start type (standing first laps, flying later ones).
     best_vs_centerline: float | None = None
     best_vs_optimal: float | None = None
+    race_type: str = "time_trial"
+    crash_free_laps: int = 0  # episodes whose first lap was completed without a crash
+    overtaking_laps: int | None = None  # head-to-bot: crash-free laps with every bot overtaken; None in other races
 
     @property
     def lap_rate(self) -> float:
@@ -102,15 +115,29 @@ class TrackRollout:
             return self.best_vs_centerline
         return lap_time_ratio(self.best_lap_s, self.reference_lap_s)
 
+    @property
+    def crash_free_lap_rate(self) -> float:
+        """Share of the episodes that completed the lap without a crash."""
+        return self.crash_free_laps / self.episodes if self.episodes else 0.0
+
+    @property
+    def overtaking_lap_rate(self) -> float | None:
+        """Head-to-bot: share of the episodes with a crash-free lap and every bot overtaken; None in other races."""
+        if self.overtaking_laps is None:
+            return None
+        return self.overtaking_laps / self.episodes if self.episodes else 0.0
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "lap_rate": self.lap_rate, "best_lap_s": self.best_lap_s, "ratio": self.ratio}
+        return {**asdict(self), "lap_rate": self.lap_rate, "best_lap_s": self.best_lap_s, "ratio": self.ratio,
+                "crash_free_lap_rate": self.crash_free_lap_rate, "overtaking_lap_rate": self.overtaking_lap_rate}
 
 
 def roll_out(checkpoint: Path, episodes: int, *, track: str | None = None, laps: int = 1,
-             seed: int | None = 0, observation: dict[str, Any] | None = None) -> TrackRollout:
+             seed: int | None = 0, observation: dict[str, Any] | None = None, race_type: str | None = None) -> TrackRollout:
     """Roll the checkpoint's policy out deterministically for `episodes` episodes of `laps` laps each.
 
-    `observation` replaces the run's observation section (same spaces, other looks: --appearance).
+    `observation` replaces the run's observation section (same spaces, other looks: --appearance);
+    `race_type` the run's race type (time_trial: the same policy without its objects).
     """
     from control.rollout import inference
     from control.rollout.episodes import run_episodes
@@ -122,6 +149,8 @@ def roll_out(checkpoint: Path, episodes: int, *, track: str | None = None, laps:
     overrides: dict[str, Any] = {"termination": {"laps": laps}}
     if track is not None:
         overrides["track"] = track
+    if race_type is not None:
+        overrides["race"] = {"type": race_type}
     env = inference.make_env(run, overrides, render=False)
     try:
         references = lap_references(env.track, env.limits)
@@ -140,7 +169,10 @@ def roll_out(checkpoint: Path, episodes: int, *, track: str | None = None, laps:
             lap_times_s=[t for r in records for t in r.lap_times_s], reference_lap_s=reference_s,
             mean_completion_pct=sum(r["completion_pct"] for r in rows) / len(rows),
             optimal_lap_s=references["optimal"].flying_lap_s, best_vs_centerline=aggregate["best_vs_centerline"],
-            best_vs_optimal=aggregate["best_vs_optimal"])
+            best_vs_optimal=aggregate["best_vs_optimal"], race_type=records[0].race_type if records else "time_trial",
+            crash_free_laps=sum(r["lap_completed"] and r["crash_count"] == 0 for r in rows),
+            overtaking_laps=(sum(r["lap_completed"] and r["crash_count"] == 0 and r["every_bot_overtaken"] for r in rows)
+                             if any("every_bot_overtaken" in r for r in rows) else None))
     finally:
         env.close()
 
@@ -241,6 +273,14 @@ def _config_observation(config: Path) -> dict[str, Any]:
     return dict(own) if own else dict(ENV_IDS.get(str(raw.get("env")), {}).get("observation") or {})
 
 
+def _config_race_type(config: Path) -> str:
+    """The race type a training config's env gets (env_config.race.type; time_trial without one)."""
+    from control.training.config_loader import load_config_file
+
+    race = (load_config_file(config).get("env_config") or {}).get("race") or {}
+    return str(race.get("type", "time_trial"))
+
+
 def _overall_rate(rows: list[dict[str, Any]]) -> float:
     episodes = sum(r["episodes"] for r in rows)
     return sum(r["laps_completed"] for r in rows) / episodes if episodes else 0.0
@@ -274,13 +314,80 @@ def format_generalisation(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_race(race: str, config: Path, results_dir: Path, *, minutes: float, episodes: int = 5,
+             seed: int | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Train a race config for `minutes`, roll it out deterministically with its objects (and object avoidance without)."""
+    trained = _config_race_type(config)
+    if trained != race:  # before the minutes of training
+        from control.errors import UserError
+
+        raise UserError(f"--race {race}: the config {display_path(config)} trains race type {trained!r}; "
+                        f"use a config with env_config.race.type: {race}")
+    print(f"race {race}: training {config.name} for {minutes:g} min", flush=True)
+    run = train_config(config, results_dir, f"race_{race}", progress_pct=None, cap_s=minutes * 60.0, overrides=overrides, seed=seed)
+    if run.checkpoint is None:
+        raise RuntimeError(f"the {race} run saved no checkpoint")
+    last = run.rows[-1]
+    with_objects = roll_out(run.checkpoint, episodes, laps=1, seed=0)
+    out: dict[str, Any] = {"machine": machine_description(), "config": display_path(config), "race": race, "minutes": minutes,
+                           "episodes": episodes, "training_min": float(last["time_total_s"]) / 60.0,
+                           "iterations": int(last["training_iteration"]), "env_steps": int(last["num_env_steps_sampled_lifetime"]),
+                           "with_objects": with_objects.as_dict()}
+    if race == "object_avoidance":  # the same policy and seeds without the boxes: what the boxes cost of its lap
+        out["time_trial"] = roll_out(run.checkpoint, episodes, laps=1, seed=0, race_type="time_trial").as_dict()
+    print(format_race(out), flush=True)
+    return out
+
+
+def race_targets(out: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Issue 12's target lines of a race result: (line, met); no lap to compare is not met."""
+    objects = out["with_objects"]
+    if out["race"] == "object_avoidance":
+        rate = objects["crash_free_lap_rate"]
+        lines = [
+            (f"crash-free laps: {objects['crash_free_laps']}/{objects['episodes']} = {100 * rate:.0f} % "
+             f"(target >= {100 * CRASH_FREE_GOAL_RATE:.0f} %)", rate >= CRASH_FREE_GOAL_RATE)]
+        best, alone = objects["best_lap_s"], out["time_trial"]["best_lap_s"]
+        if best is None or alone is None:
+            lines.append((f"best lap with the boxes {format_optional(best, '.2f')} s vs the time-trial lap {format_optional(alone, '.2f')} s "
+                          f"(target <= {OBJECTS_LAP_GOAL_RATIO:.2f}x): no lap to compare", False))
+        else:
+            ratio = best / alone
+            lines.append((f"best lap with the boxes {best:.2f} s vs the same policy's time-trial lap {alone:.2f} s = {ratio:.3f}x "
+                          f"(target <= {OBJECTS_LAP_GOAL_RATIO:.2f}x)", ratio <= OBJECTS_LAP_GOAL_RATIO))
+        return lines
+    rate, overtaking = objects["crash_free_lap_rate"], objects["overtaking_lap_rate"] or 0.0
+    return [(f"laps with no crash: {objects['crash_free_laps']}/{objects['episodes']} = {100 * rate:.0f} % "
+             f"(target >= {100 * BOTS_GOAL_RATE:.0f} %)", rate >= BOTS_GOAL_RATE),
+            (f"laps with no crash and every bot overtaken: {objects['overtaking_laps'] or 0}/{objects['episodes']} = "
+             f"{100 * overtaking:.0f} % (target >= {100 * BOTS_GOAL_RATE:.0f} %)", overtaking >= BOTS_GOAL_RATE)]
+
+
+def format_race(out: dict[str, Any]) -> str:
+    """The race benchmark's rollouts (with objects; object avoidance also without) and its target lines, met / NOT met."""
+    header = f"{'rollout':<26}{'episodes':>9}{'laps':>6}{'crash-free':>11}{'every bot':>10}{'best lap s':>12}{'completion %':>14}"
+    lines = [f"machine: {out['machine']}",
+             f"config:  {out['config']}  race {out['race']}: trained {out['training_min']:.1f} min, {out['iterations']} iterations, "
+             f"{out['env_steps']} env steps; {out['episodes']} deterministic episodes of one lap", header, "-" * len(header)]
+    rollouts = [("with the objects", out["with_objects"])] + ([("time trial (same policy)", out["time_trial"])] if "time_trial" in out else [])
+    for label, r in rollouts:
+        every_bot = "-" if r.get("overtaking_laps") is None else str(r["overtaking_laps"])
+        lines.append(f"{label:<26}{r['episodes']:>9d}{r['laps_completed']:>6d}{r['crash_free_laps']:>11d}{every_bot:>10}"
+                     f"{format_optional(r['best_lap_s'], '>12.2f')}{r['mean_completion_pct']:>14.1f}")
+    lines += [f"{line}: {'met' if met else 'NOT met'}" for line, met in race_targets(out)]
+    return "\n".join(lines)
+
+
 def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = False, all_tracks: bool = False,
                               generalisation: bool = False, minutes: float = 15.0, episodes: int = 5,
                               bench_dir: str | None = None, seed: int | None = None, camera: bool = False,
-                              appearance: bool = False) -> dict[str, Any]:
-    """The `train --quality` and/or `train --generalisation [--camera] [--appearance]` benchmarks, in a benchmark folder."""
+                              appearance: bool = False, race: str | None = None) -> dict[str, Any]:
+    """The `train --quality`, `train --generalisation [--camera] [--appearance]` and/or `train --race R` benchmarks, in a benchmark folder."""
     with benchmark_dir(bench_dir) as folder:
         results: dict[str, Any] = {}
+        if race is not None:
+            results["race"] = run_race(race, config_path(config, RACE_CONFIGS[race]), folder, minutes=minutes, episodes=episodes,
+                                       seed=seed)
         if quality:
             results["quality"] = run_quality(config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
                                              all_tracks=all_tracks, episodes=episodes, seed=seed)
