@@ -1,4 +1,4 @@
-"""ppo_train.py as a user runs it: a subprocess, Ctrl-C (SIGINT) mid-run, and a Ray cluster head on 127.0.0.1."""
+"""ppo_train.py as a user runs it: a subprocess, Ctrl-C (SIGINT) mid-run, and a Ray cluster head on 127.0.0.1 (with the live viewer)."""
 from __future__ import annotations
 
 import json
@@ -82,14 +82,27 @@ def test_training_joins_a_ray_head_started_on_127_0_0_1(tmp_path):
         [str(ray_bin), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
          "--include-dashboard", "false", "--temp-dir", temp_dir, "--block", "--disable-usage-stats"],
         env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    viewer_port = free_port()
     try:
-        run = subprocess.run(
-            [PYTHON, "ppo_train.py", VLIDAR, "-n", "cluster", "--results_dir", str(tmp_path), "--stop_iteration", "1",
-             "--address", f"127.0.0.1:{port}", *TINY],
-            cwd=REPO, env=env_vars(), capture_output=True, text=True, timeout=300)
+        # An env runner on the cluster (not in the driver) and the live viewer served by the driver on the head node.
+        run = subprocess.Popen(
+            [PYTHON, "ppo_train.py", VLIDAR, "-n", "cluster", "--results_dir", str(tmp_path), "--stop_iteration", "3",
+             "--address", f"127.0.0.1:{port}", "--num_env_runners", "1", *TINY, "--viewer", str(viewer_port)],
+            cwd=REPO, env=env_vars(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            news = read_viewer_events(viewer_port, want={"snapshots", "iterations"}, process=run, timeout_s=240)
+            output, _ = run.communicate(timeout=300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
         assert head.poll() is None, "the Ray head died"
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert run.returncode == 0, output[-3000:]
         assert is_algorithm_checkpoint(latest_checkpoint(tmp_path / "cluster"))
+        # The cluster's env runner published its car through the channel actor to the driver's page.
+        cars = news["snapshots"][-1]
+        assert len(cars["id"]) == 1 and cars["track"] == ["oval"] and all(isinstance(x, float) for x in cars["x"])
+        assert news["iterations"][0]["iteration"] == 1
     finally:
         head.send_signal(signal.SIGTERM)
         try:
@@ -98,6 +111,28 @@ def test_training_joins_a_ray_head_started_on_127_0_0_1(tmp_path):
             os.killpg(head.pid, signal.SIGKILL)  # the head's own process group: only what this test started
             head.wait()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def read_viewer_events(port: int, want: set[str], process: subprocess.Popen, timeout_s: float) -> dict[str, list]:
+    """The live viewer's server-sent events on 127.0.0.1:port, merged by key, until every key in `want` came."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    news: dict[str, list] = {}
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"ppo_train.py exited before the viewer showed {want - set(news)}:\n{process.stdout.read()}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/events", timeout=30) as response:
+                while not want <= set(news) and time.monotonic() < deadline:
+                    line = response.readline()
+                    if line.startswith(b"data:"):
+                        for key, value in json.loads(line[len(b"data:"):]).items():
+                            news.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+                return news
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.5)  # the viewer is not serving yet
+    raise AssertionError(f"the viewer did not show {want - set(news)} in {timeout_s:.0f} s")
 
 
 def test_help_lists_the_documented_flags():

@@ -263,6 +263,21 @@ def train(resolved: Any, *, results_dir: Path, name: str, restore: str | None = 
     return outcome
 
 
+def _use_the_local_ray_token() -> None:
+    """Send this machine's Ray auth token when joining a cluster at an explicit address.
+
+    Ray 2.60's `ray start --head` turns token auth on when ~/.ray/auth_token exists (any earlier local
+    ray.init() writes one), but ray.init(address=...) never turns it on by itself, so the join failed with
+    "InvalidAuthToken". A token-mode client joins a cluster without auth too (checked), so this is what
+    `ray start` does: token mode when a token is there and RAY_AUTH_MODE is unset. (Private Ray API.)
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # another Ray version: its own rules apply
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _bind_viewer(viewer: Any, port: int | None, host: str | None) -> Any:
     """The LiveViewer to serve (its port taken now), or None without a viewer."""
     if viewer is False or viewer is None:
@@ -301,6 +316,7 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         # Workers inherit these: one torch thread each (2 threads on a busy core cost 10x, see STACK_NOTES).
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         if address:
+            _use_the_local_ray_token()
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 1,
                          runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "PYTHONPATH": _repo_pythonpath()}})
