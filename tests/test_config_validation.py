@@ -78,6 +78,16 @@ def test_bad_value_is_a_one_line_error_naming_the_setting(assignment, message):
     assert "\n" not in text and "(got " in text
 
 
+@pytest.mark.parametrize("observation", ["{type: both}", "{type: deepracer_evo}"])
+def test_a_dict_observation_is_refused_for_training_before_ray_starts(observation):
+    """RLlib's default PPO model has no Dict encoder; it used to fail deep in an env runner with a garbled line."""
+    with pytest.raises(ConfigError) as err:
+        validate(f"env_config.observation={observation}")
+    text = str(err.value)
+    assert "gives a Dict observation" in text and "camera, stereo_camera, vlidar or deepracer_lidar" in text
+    assert "\n" not in text
+
+
 @pytest.mark.parametrize("assignment", [
     "lr=[[0, 3e-4], [1000000, 1e-5]]", "entropy_coeff=[[0, 0.01], [500000, 0.001]]", "grad_clip=null",
     "gamma=1", "lambda_=0", "rollout_fragment_length=250", "evaluation_interval=null", "model.conv_filters=null",

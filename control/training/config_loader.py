@@ -504,6 +504,7 @@ def validate_ppo_config(resolved: ResolvedConfig, where: str = "config") -> None
     Needs no Ray: run it before ray.init so that a bad value costs no cluster start-up.
     """
     check_settings(resolved.settings, resolved.model_config, where)
+    _check_trainable_observation(resolved, where)
     try:
         config = build_ppo_config(resolved)
     except UserError:
@@ -518,6 +519,26 @@ def validate_ppo_config(resolved: ResolvedConfig, where: str = "config") -> None
         config.validate()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: RLlib rejects the settings: {_one_line(exc)}") from None
+
+
+def _check_trainable_observation(resolved: ResolvedConfig, where: str) -> None:
+    """A Dict observation (camera + lidar) has no default RLlib encoder: say so before Ray starts.
+
+    RLlib's default PPO model encodes a Box (an MLP, or a CNN for images); for a Dict it stops deep in an
+    env runner with "No default encoder config for obs space=Dict(...)".
+    """
+    observation = resolved.env_config.get("observation")
+    if not resolved.env.startswith(RACING_ENV_PREFIX) or not isinstance(observation, dict):
+        return
+    import gymnasium as gym
+
+    from control.env.observations import make_observation_type
+
+    if isinstance(make_observation_type(observation).space(), gym.spaces.Dict):
+        raise ConfigError(f"{where}: env_config.observation.type {observation.get('type')!r} gives a Dict observation "
+                          "(camera + lidar), which RLlib's default PPO model cannot encode; train with one sensor: "
+                          "camera, stereo_camera, vlidar or deepracer_lidar (the Dict types are for gymnasium users "
+                          "and rollouts of your own models)")
 
 
 def load_ppo_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Any, ResolvedConfig]:
