@@ -29,6 +29,7 @@ KIND_BOX, KIND_BOT = 0, 1
 LANE_OFFSET_OF_HALF_WIDTH = 0.5
 _MAX_LANE_CHANGES = 256  # lane-change times drawn per bot at reset: enough for 256 x lane_change_s[0] seconds
 _EPS = 1e-12
+_CULL_MARGIN_M = 1e-9  # rays culled by the bounding circle only beyond it by this much: a grazing hit is still tested
 
 LowHigh = Annotated[list[StrictFloat], Expect("[min, max] seconds with 0 < min <= max")]
 
@@ -332,7 +333,7 @@ def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x
 def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
     """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method).
 
-    A rectangle whose bounding circle lies beyond every ray's current reading, or behind a ray, is skipped.
+    A rectangle whose bounding circle lies beyond every ray's current reading, behind a ray or off its line, is skipped.
     """
     num_rays = angles.shape[1]
     cw, sw = np.empty(num_rays), np.empty(num_rays)
@@ -340,18 +341,25 @@ def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj
         i = rows[k]
         longest = 0.0
         for r in range(num_rays):
-            cw[r], sw[r] = math.cos(angles[k, r]), math.sin(angles[k, r])
             longest = max(longest, out[k, r])
+        directions_ready = False
         for j in range(obj_x.shape[1]):
             hl, hw = obj_hl[i, j], obj_hw[i, j]
             rx, ry = ox[k] - obj_x[i, j], oy[k] - obj_y[i, j]
             radius = math.sqrt(hl * hl + hw * hw)
             if math.sqrt(rx * rx + ry * ry) - radius >= longest:
                 continue
+            if not directions_ready:  # the rays' trig only for a car with an object in reach (most have none)
+                for r in range(num_rays):
+                    cw[r], sw[r] = math.cos(angles[k, r]), math.sin(angles[k, r])
+                directions_ready = True
             cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
             px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
             for r in range(num_rays):
                 if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
+                    continue
+                # The ray's line passes farther from the centre than the bounding circle: no hit (most rays, cheaply).
+                if abs(rx * sw[r] - ry * cw[r]) > radius + _CULL_MARGIN_M:
                     continue
                 dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
                 # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
@@ -435,6 +443,8 @@ def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, ca
 def _car_column(value: Any, n: int, dtype: type) -> np.ndarray:
     """A contiguous (n,) array of `value` (one per car, or one for all); no copy when it already is one (the per-step path)."""
     arr = np.asarray(value, dtype=dtype)
+    if arr.ndim == 0:  # one value for every car (clockwise=False): np.full is the cheap way
+        return np.full(n, arr.item(), dtype=dtype)
     if arr.shape != (n,) or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(np.broadcast_to(arr.reshape(-1), (n,)))
     return arr
