@@ -188,3 +188,25 @@ def test_the_viewer_of_a_run_folder_shows_the_boxes_from_the_state_log(tmp_path)
     np.testing.assert_allclose(rects[:, [0, 1, 3, 4]], np.c_[x, y, half_length, half_width], atol=2e-3)
     # The log keeps no yaw: the page turns the box along the track at its place (a few degrees from the segment's).
     np.testing.assert_allclose(rects[:, 2], yaw, atol=0.1)
+
+
+def test_the_lidar_panel_shows_rays_behind_the_car_for_deepracers_lidar():
+    """DeepRacer's lidar sees ±150°: the car moves to the panel's centre so the rays behind it are drawn, not cut off."""
+    from control.env.render import _lidar_panel
+
+    angles = np.radians([-150.0, 0.0, 150.0])
+    behind = np.asarray(_lidar_panel(angles, np.full(3, 1.0), 1.0, title="DeepRacer lidar"))
+    forward_only = np.asarray(_lidar_panel(np.radians([-90.0, 0.0, 90.0]), np.full(3, 1.0), 1.0))
+    ray_pixels = lambda panel: (panel[..., 0] < 50) & (panel[..., 1] > 200) & (panel[..., 2] == 60)  # noqa: E731  far rays: green
+    # The car at the centre (160, 126), 105 px per m: the ray at -150° (to the right, behind) ends at (212, 217).
+    assert ray_pixels(behind)[214:220, 209:216].any()
+    assert np.nonzero(ray_pixels(forward_only))[0].max() <= 240 - 12 + 2  # a forward-only lidar keeps the car at the bottom
+
+
+def test_the_rollout_frame_names_deepracers_lidar():
+    env = RacingEnv({"track": "oval", "observation": {"type": "deepracer_lidar"}}, render_mode="rgb_array")
+    env.reset(seed=0)
+    assert env.race_state().lidar_name == "DeepRacer lidar"
+    plain = RacingEnv({"track": "oval"})
+    plain.reset(seed=0)
+    assert plain.race_state().lidar_name == "virtual lidar"

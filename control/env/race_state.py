@@ -58,3 +58,4 @@ class RaceState:
     # None in a time trial. objects_are_bots tells head-to-bot's bot cars from object avoidance's boxes.
     object_rectangles: np.ndarray | None = None
     objects_are_bots: bool = False
+    lidar_name: str = "virtual lidar"  # the ray sensor's name in the render's lidar panel

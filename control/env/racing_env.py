@@ -133,6 +133,7 @@ class RacingEnv(gym.Env):
             camera_image=race.sim.camera_images(_CAR)[0] if has_camera else None,
             object_rectangles=None if race.race_objects is None else np.stack(race.race_objects.rectangles(), axis=-1)[0],
             objects_are_bots=race.race_config.type == "head_to_bot",
+            lidar_name="DeepRacer lidar" if type(lidar).__name__ == "DeepRacerLidarObservation" else "virtual lidar",
         )
 
     # --------------------------------------------------------------------- api

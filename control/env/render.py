@@ -130,7 +130,7 @@ def render_frame(env: "RaceState") -> np.ndarray:
             c, s = math.cos(v.yaw_rad), math.sin(v.yaw_rad)
             objects_in_car_frame = np.stack([rel[..., 0] * c + rel[..., 1] * s, -rel[..., 0] * s + rel[..., 1] * c], axis=-1)
         frame.paste(_lidar_panel(env.lidar_angles_rad, env.lidar_distances_m, env.lidar_max_range_m, objects_in_car_frame,
-                                 env.objects_are_bots), (MAP_SIZE, 0))
+                                 env.objects_are_bots, title=env.lidar_name), (MAP_SIZE, 0))
     _speed_strip(ImageDraw.Draw(frame), trail, env.max_speed_mps, (MAP_SIZE + 12, FRAME_H - 70, FRAME_W - 12, FRAME_H - 10))
     p = env.params
     steering_deg, speed_cmd, action_index = env.steering_cmd_deg, env.speed_cmd_mps, env.action_index
@@ -158,16 +158,19 @@ def render_frame(env: "RaceState") -> np.ndarray:
 
 
 def _lidar_panel(angles: np.ndarray, dist: np.ndarray, max_range_m: float, objects_m: np.ndarray | None = None,
-                 bots: bool = False, size: tuple[int, int] = (320, 240)) -> Image.Image:
-    """The rays in the car's frame (car at the bottom centre, forward up), coloured near red → far green.
+                 bots: bool = False, size: tuple[int, int] = (320, 240), title: str = "virtual lidar") -> Image.Image:
+    """The rays in the car's frame (forward up), coloured near red → far green.
 
+    The car sits at the bottom centre when every ray looks forward (|angle| <= 90°), else at the centre with
+    full range rings (DeepRacer's lidar sees ±150°).
     objects_m: (M, 4, 2) corners of the race's boxes or bots as (forward, left) metres from the car, drawn under the rays.
     """
     w, h = size
     panel = Image.new("RGB", size, (12, 12, 16))
     draw = ImageDraw.Draw(panel)
-    scale = (h - 30) / max_range_m
-    origin = (w / 2, h - 12)
+    looks_back = bool(len(angles)) and float(np.abs(angles).max()) > math.pi / 2 + 1e-9
+    scale = ((h - 30) / 2 if looks_back else h - 30) / max_range_m
+    origin = (w / 2, h / 2 + 6 if looks_back else h - 12)
     if objects_m is not None:
         near = np.abs(objects_m).min(axis=1).max(axis=1) <= 1.5 * max_range_m  # the ones around the panel's reach
         for quad in objects_m[near]:
@@ -175,7 +178,7 @@ def _lidar_panel(angles: np.ndarray, dist: np.ndarray, max_range_m: float, objec
             draw.polygon(pts, fill=COLOURS["bot"] if bots else COLOURS["box"])
     for r_m in (0.25, 0.5, 0.75, 1.0):  # range rings at quarters of the max range
         r = r_m * max_range_m * scale
-        draw.arc([origin[0] - r, origin[1] - r, origin[0] + r, origin[1] + r], 180, 360, fill=(50, 50, 60))
+        draw.arc([origin[0] - r, origin[1] - r, origin[0] + r, origin[1] + r], 0 if looks_back else 180, 360, fill=(50, 50, 60))
     # Car frame: angle 0 is straight ahead (up on screen), positive angles to the left.
     ends_x = origin[0] - np.sin(angles) * dist * scale
     ends_y = origin[1] - np.cos(angles) * dist * scale
@@ -184,7 +187,7 @@ def _lidar_panel(angles: np.ndarray, dist: np.ndarray, max_range_m: float, objec
         draw.line([origin, (x, y)], fill=colour, width=2)
     draw.polygon([(origin[0] - 5, origin[1] + 6), (origin[0] + 5, origin[1] + 6), (origin[0], origin[1] - 6)],
                  fill=(230, 30, 30))
-    draw.text((8, 6), f"virtual lidar ({len(angles)} rays, {max_range_m:g} m)", fill=(200, 200, 200))
+    draw.text((8, 6), f"{title} ({len(angles)} rays, {max_range_m:g} m)", fill=(200, 200, 200))
     return panel
 
 
