@@ -238,3 +238,19 @@ def test_object_in_camera_uses_the_backends_own_camera():
 
     assert in_camera(120.0)
     assert not in_camera(4.0)
+
+
+def test_the_render_camera_panel_shows_what_the_policy_saw():
+    """The rollout video's camera panel: the observation's frame (boxes, looks), not the backend's plain ground render."""
+    from control.env.racing_env import RacingEnv
+
+    env = RacingEnv({"track": "oval", "start": {"mode": "fixed", "waypoint": 0},
+                     "race": {"type": "object_avoidance", "positions": [[0.05, 1]]},
+                     "observation": {"type": "camera", "randomize": {"enabled": True}}}, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    for _ in range(2):
+        obs, *_ = env.step(np.zeros(2, dtype=np.float32))
+    panel = env.race_state().camera_image
+    assert np.array_equal(panel, obs[..., 0])
+    assert not np.array_equal(panel, env.race.sim.camera_images(np.array([0]))[0])  # the plain render lacks box and looks
+    assert env.render().shape[2] == 3

@@ -156,6 +156,17 @@ class CameraObservation(ObservationType):
             images = (images @ GRAY_WEIGHTS).astype(np.uint8)[..., None]
         return images
 
+    def frame_of(self, car: int) -> np.ndarray | None:
+        """Car's latest frame as the policy saw it (objects, lens and looks included; one camera of a stereo pair),
+        (H, W) gray or (H, W, 3) RGB; None before the car's first observation."""
+        cars = getattr(self, "_last_cars", None)
+        if cars is None or car not in cars:
+            return None
+        frame = self._last_frames[int(np.flatnonzero(cars == car)[0])]
+        one_camera = 3 if self.config["rgb"] else 1
+        frame = frame[..., :one_camera]
+        return frame[..., 0] if one_camera == 1 else frame
+
     def _needs_own_render(self, race: "RaceView") -> bool:
         """Whether frames need the built-in camera's own lenses or objects (else the backend's plain frames, bit for bit)."""
         objects = race.race_objects
@@ -199,6 +210,7 @@ class CameraObservation(ObservationType):
         frames = self._frames(race, idx)
         if self.appearance.enabled:  # this frame in each car's looks
             frames = self._looks(frames, idx)
+        self._last_frames, self._last_cars = frames, idx  # a reference, no copy: what render's camera panel shows
         stack, c = int(self.config["frame_stack"]), frames.shape[-1]
         if stack == 1:
             obs = frames

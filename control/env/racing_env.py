@@ -130,11 +130,17 @@ class RacingEnv(gym.Env):
             lidar_angles_rad=lidar.angles_rad if has_lidar else None,
             lidar_distances_m=lidar.last_distances_m[0] if has_lidar else None,
             lidar_max_range_m=float(lidar.max_range_m) if has_lidar else 0.0,
-            camera_image=race.sim.camera_images(_CAR)[0] if has_camera else None,
+            camera_image=self._camera_panel_image() if has_camera else None,
             object_rectangles=None if race.race_objects is None else np.stack(race.race_objects.rectangles(), axis=-1)[0],
             objects_are_bots=race.race_config.type == "head_to_bot",
             lidar_name="DeepRacer lidar" if type(lidar).__name__ == "DeepRacerLidarObservation" else "virtual lidar",
         )
+
+    def _camera_panel_image(self) -> np.ndarray:
+        """The camera frame the policy last saw (race objects, lens jitter and looks included), else the backend's."""
+        camera = self.observation_type if hasattr(self.observation_type, "channels") else self.observation_type.camera
+        frame = camera.frame_of(0)
+        return self.race.sim.camera_images(_CAR)[0] if frame is None else frame
 
     # --------------------------------------------------------------------- api
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
