@@ -338,6 +338,10 @@ def run_training(resolved: Any, folder: Path, *, address: str | None = None, res
         if restore_path is not None:
             callbacks.append(make_restore_callback(restore_path))  # first: the others see restored counters
         callbacks.append(EpisodeMetricsCallback)
+        if resolved.torch_threads != 1:
+            from control.training.torch_threads import torch_threads_callback
+
+            callbacks.append(torch_threads_callback(resolved.torch_threads))
         state_log_dir = folder / STATE_LOG_DIRNAME
         if state_log:
             callbacks.append(make_state_log_callback(state_log_dir, state_log_max_mb))

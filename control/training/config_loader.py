@@ -32,6 +32,7 @@ from control.training.legacy_keys import (
 )
 from control.training.setting_rules import check_settings
 from control.training.stop import StopConditions, stop_conditions_from
+from control.training.torch_threads import DEFAULT_TORCH_THREADS, resolve_torch_threads
 from control.training.user_paths import resolve_env_config_paths
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class ResolvedConfig:
     clip_rewards: float | bool | None = None
     notices: list[str] = field(default_factory=list)
     augmentation: dict[str, Any] = field(default_factory=lambda: resolve_augmentation(None, "augmentation"))
+    torch_threads: int = DEFAULT_TORCH_THREADS  # torch's threads in the algorithm's process (control/training/torch_threads.py)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat dict that the loader reads back to the same config (written as the run's config.yaml)."""
@@ -162,6 +164,8 @@ class ResolvedConfig:
         out["checkpoint"] = dict(self.checkpoint)
         if self.augmentation.get("type", "none") != "none":
             out["augmentation"] = dict(self.augmentation)
+        if self.torch_threads != DEFAULT_TORCH_THREADS:
+            out["torch_threads"] = self.torch_threads
         return out
 
 
@@ -270,11 +274,12 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
     stop = stop_conditions_from(raw.get("stop"), f"{where}: stop")
     checkpoint = _resolve_checkpoint(raw.get("checkpoint"), f"{where}: checkpoint")
     augmentation = resolve_augmentation(raw.get("augmentation"), f"{where}: augmentation")
+    torch_threads = resolve_torch_threads(raw.get("torch_threads"), where)
     for notice in notices:
         logger.info(notice)
     return ResolvedConfig(settings=settings, env=env, env_config=env_config, model_config=model_config,
                           stop=stop, checkpoint=checkpoint, observation_filter=observation_filter,
-                          clip_rewards=clip_rewards, notices=notices, augmentation=augmentation)
+                          clip_rewards=clip_rewards, notices=notices, augmentation=augmentation, torch_threads=torch_threads)
 
 
 def _check_unknown_keys(raw: dict[str, Any], unknown: list[str], valid_top: list[str], where: str) -> None:

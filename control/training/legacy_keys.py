@@ -117,6 +117,6 @@ MODEL_UNSUPPORTED_KEYS: dict[str, str] = {
 }
 
 # Settings this project adds to the flat RLlib file (removed before RLlib sees the config).
-PROJECT_KEYS: tuple[str, ...] = ("stop", "checkpoint", "augmentation")
+PROJECT_KEYS: tuple[str, ...] = ("stop", "checkpoint", "augmentation", "torch_threads")
 # Their keys are the StopConfig (control/training/stop.py), CheckpointConfig (config_loader.py) and
 # AugmentationConfig (control/training/augmentation.py) models.
