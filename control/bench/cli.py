@@ -66,9 +66,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sync-iterations", "--sync_iterations", type=int, default=5,
                        help="iterations on the one-car-per-env path (gym_env_vectorize_mode: sync) to compare "
                             "throughput with (0: skip; default 5)")
-    group.add_argument("--viewer-iterations", "--viewer_iterations", type=int, default=4,
+    group.add_argument("--viewer-iterations", "--viewer_iterations", type=int, default=8,
                        help="iterations without, then with the live viewer (a real server, its stream read) for the "
-                            "viewer's cost to training throughput, target <= 3 %% (0: skip; default 4)")
+                            "viewer's cost to training throughput, target <= 3 %% (0: skip; default 8: fewer are noisier than the cost)")
     group.add_argument("--quality", action="store_true", help="train --minutes, then best deterministic lap vs the reference")
     group.add_argument("--all-tracks", "--all_tracks", action="store_true", help="--quality: one policy per bundled track")
     group.add_argument("--generalisation", action="store_true",
