@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -37,14 +39,29 @@ def test_viewer_iterations_flag(capsys):
 
 
 @pytest.mark.slow
-def test_a_tiny_real_comparison_trains_without_then_with_a_served_and_read_viewer(ray_session, tmp_path, capsys):
-    """The bench's own call, two tiny trainings (~45-70 s on 2 busy cores): figures read back, the viewer's stream read."""
-    from control.bench.training_runs import VLIDAR_CONFIG, read_results
-    from control.viewer.cost import run_bench_viewer_cost
+def test_a_tiny_real_comparison_trains_without_then_with_a_served_and_read_viewer(tmp_path):
+    """The bench's own call, two tiny trainings (~45-70 s on 2 busy cores): figures read back, the viewer's stream read.
 
-    tiny = ["train_batch_size=128", "minibatch_size=64", "num_epochs=1", "env_config.max_episode_steps=50"]
-    out = run_bench_viewer_cost(VLIDAR_CONFIG, iterations=2, bench_dir=str(tmp_path), seed=0, overrides=tiny)
-    assert format_viewer_cost_row(out) in capsys.readouterr().out
+    In a fresh interpreter (its own Ray): two in-process trainings with a served viewer once left this test
+    process's captured stdout closed, which failed every later test of the same pytest worker.
+    """
+    import subprocess
+    import sys
+
+    from control.bench.training_runs import read_results
+
+    script = ("import json, sys; from control.bench.training_runs import VLIDAR_CONFIG; "
+              "from control.viewer.cost import run_bench_viewer_cost; "
+              "tiny = ['train_batch_size=128', 'minibatch_size=64', 'num_epochs=1', 'env_config.max_episode_steps=50']; "
+              "out = run_bench_viewer_cost(VLIDAR_CONFIG, iterations=2, bench_dir=sys.argv[1], seed=0, overrides=tiny); "
+              "open(sys.argv[2], 'w').write(json.dumps(out))")
+    result_file = tmp_path / "out.json"
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(result_file)], cwd=Path(__file__).resolve().parents[1],
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": "local"}, capture_output=True, text=True,
+                         timeout=400)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    out = json.loads(result_file.read_text())
+    assert format_viewer_cost_row(out) in run.stdout
     for name, key in (("viewer_off", "no_viewer"), ("viewer_on", "viewer")):
         rows = read_results(tmp_path / name)
         assert [r["training_iteration"] for r in rows] == [1, 2]
