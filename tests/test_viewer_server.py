@@ -154,3 +154,40 @@ def test_train_with_viewer_on_a_busy_port_fails_in_one_line_before_ray_starts(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: --viewer {port}: cannot serve on 127.0.0.1:{port}")
     assert not (tmp_path / "busy").exists()  # nothing left behind
+
+
+def test_serving_leaves_the_process_logging_handlers_open():
+    """uvicorn's default log config ran dictConfig, which closed every handler already in the process
+    (Ray's and Tune's in ppo_train; pytest's log capture in the tests, which then failed every later test)."""
+    import logging
+    import time
+
+    from control.viewer.server import ViewerServer, make_app
+    from control.viewer.store import ViewerStore
+
+    closed: list[str] = []
+
+    class Recording(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            pass
+
+        def close(self) -> None:
+            closed.append(self.get_name() or "handler")
+            super().close()
+
+    handler = Recording()
+    logging.getLogger("some.app").addHandler(handler)
+    server = ViewerServer("127.0.0.1", 0).bind()
+    try:
+        server.start(make_app(ViewerStore(), run_name="r"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # serving: uvicorn has configured its logging by now
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert closed == []
+    finally:
+        server.stop()
+        logging.getLogger("some.app").removeHandler(handler)

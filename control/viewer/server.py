@@ -182,8 +182,11 @@ class ViewerServer:
 
         if self._socket is None:
             self.bind()
+        # log_config=None: uvicorn's default runs logging.config.dictConfig, which closes every logging handler
+        # already in the process (Ray's and Tune's in ppo_train; pytest's log capture, which broke later tests).
+        # log_level still sets uvicorn's own loggers.
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2, log_config=None)
         self._server = uvicorn.Server(config)
         sockets = [self._socket]
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": sockets},
