@@ -148,8 +148,9 @@ def test_an_onnx_rollout_gives_the_torch_rollout_s_episode_metrics(exported, tmp
     for ours, theirs in zip(runs["onnx"]["episodes"], runs["torch"]["episodes"], strict=True):
         assert ours.keys() == theirs.keys()
         for key, value in theirs.items():
-            # float32 rounding of the two runtimes (<= 1e-6 in the action) moves metrics in the 8th digit at most.
-            assert ours[key] == (pytest.approx(value, rel=1e-6, abs=1e-9) if isinstance(value, float) else value), key
+            # float32 rounding of the two runtimes (<= 1e-6 in the action) moves metrics in the 6th-8th digit: 60 steps of
+            # closed-loop driving compound it (max_speed_mps once differed by 1.2e-6 relative).
+            assert ours[key] == (pytest.approx(value, rel=1e-5, abs=1e-9) if isinstance(value, float) else value), key
 
 
 def test_the_onnx_rollout_imports_neither_torch_nor_ray(exported, tmp_path):
