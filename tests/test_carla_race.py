@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -182,6 +183,9 @@ def test_driving_into_a_box_ends_the_episode_crashed():
             _, _, terminated, truncated, info = env.step(FAST)
             if terminated or truncated:
                 break
+            # A real tick takes >= 1/15 s; the fake's takes microseconds, and it delivers sensor events on its own
+            # thread 0-3 ms later (as CARLA does): without this the crash was seen up to 10 steps late, metres on.
+            time.sleep(0.01)
         assert terminated and info["episode_status"] == "crashed" and info["params"]["is_crashed"]
         car = env.race.states
         box = env.race.race_objects.state
