@@ -116,31 +116,8 @@ class DeepRacerLidarObservation(ObservationType):
 
     def distances_m(self, race: "RaceView", idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(k, R) ray distances of cars idx to the borders and race objects, capped at max_range_m; and their ego features."""
-        from control.track.kernels import lidar_observe
-
-        st = race.states
-        num_rays = len(self.angles_rad)
-        if self.last_distances_m.shape[0] != race.num_cars:
-            self.last_distances_m = np.full((race.num_cars, num_rays), self.max_range_m)
-        ego = bool(self.config["ego_features"])
-        scratch = np.empty((len(idx), num_rays + 2 if ego else num_rays), dtype=np.float32)  # the kernel's vlidar-style row
-        limits = race.limits
-        for track, rows in race.groups_by_track(idx):
-            out = scratch if len(rows) == len(idx) else np.empty((len(rows), scratch.shape[1]), dtype=np.float32)
-            lidar_observe(idx[rows] if out is not scratch else idx, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad,
-                          self._cos_rel, self._sin_rel, self.max_range_m, *track.lidar_grid(self.max_range_m), ego,
-                          limits.max_speed_mps, limits.max_steering_rad, self.last_distances_m, out)
-            if out is not scratch:
-                scratch[rows] = out
-        objects = race.race_objects
-        if objects is not None and objects.num_objects:
-            from control.sim.objects import ray_rectangle_distances
-
-            # Rays stop at boxes and bots too: each reads the nearer of the border and the objects.
-            hit_m = ray_rectangle_distances(np.stack((st.x_m[idx], st.y_m[idx]), axis=1), st.yaw_rad[idx, None] + self.angles_rad,
-                                            *objects.rectangles(), self.max_range_m, rows=idx)
-            self.last_distances_m[idx] = np.minimum(self.last_distances_m[idx], hit_m)
-        return self.last_distances_m[idx], (scratch[:, num_rays:] if ego else None)
+        rows = observations.cast_rays(self, race, idx)
+        return self.last_distances_m[idx], (rows[:, len(self.angles_rad):] if self.config["ego_features"] else None)
 
     def add_noise(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray, distances_m: np.ndarray) -> np.ndarray:
         """Distances with Gaussian noise on the rays that hit within reach, from each car's own noise stream."""

@@ -82,33 +82,42 @@ class VirtualLidarObservation(ObservationType):
         return gym.spaces.Box(low, high, dtype=np.float32)
 
     def observe(self, race: "RaceView", idx: np.ndarray, reset: bool | np.ndarray = False) -> np.ndarray:
-        from control.track.kernels import lidar_observe
+        return cast_rays(self, race, idx)
 
-        st = race.states
-        if self.last_distances_m.shape[0] != race.num_cars:
-            self.last_distances_m = np.full((race.num_cars, len(self.angles_rad)), self.max_range_m)
-        n = len(self.angles_rad)
-        ego = bool(self.config["ego_features"])
-        obs = np.empty((len(idx), n + 2 if ego else n), dtype=np.float32)  # computed in float64, stored as float32
-        limits = race.limits
-        for track, rows in race.groups_by_track(idx):
-            out = obs if len(rows) == len(idx) else np.empty((len(rows), obs.shape[1]), dtype=np.float32)
-            lidar_observe(idx[rows] if out is not obs else idx, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad,
-                          self._cos_rel, self._sin_rel, self.max_range_m, *track.lidar_grid(self.max_range_m), ego,
-                          limits.max_speed_mps, limits.max_steering_rad, self.last_distances_m, out)
-            if out is not obs:
-                obs[rows] = out
-        objects = race.race_objects
-        if objects is not None and objects.num_objects:
-            from control.sim.objects import ray_rectangle_distances
 
-            # Rays stop at boxes and bots too: each ray reads the nearer of the border and the objects.
-            hit_m = ray_rectangle_distances(np.stack((st.x_m[idx], st.y_m[idx]), axis=1), st.yaw_rad[idx, None] + self.angles_rad,
-                                            *objects.rectangles(), self.max_range_m, rows=idx)
-            nearer_m = np.minimum(self.last_distances_m[idx], hit_m)
-            self.last_distances_m[idx] = nearer_m
-            obs[:, :n] = nearer_m / self.max_range_m
-        return obs
+def cast_rays(sensor: Any, race: "RaceView", idx: np.ndarray) -> np.ndarray:
+    """The ray sensor's kernel rows (k, R [+ 2 ego]) float32 of cars idx: distance / max_range_m per ray, then speed and steering.
+
+    Rays stop at the borders and at the race's boxes and bots; sensor.last_distances_m[idx] gets the distances in metres.
+    `sensor`: a ray observation type (angles_rad, _cos_rel, _sin_rel, max_range_m, last_distances_m, config["ego_features"]).
+    """
+    from control.track.kernels import lidar_observe
+
+    st = race.states
+    n = len(sensor.angles_rad)
+    if sensor.last_distances_m.shape[0] != race.num_cars:
+        sensor.last_distances_m = np.full((race.num_cars, n), sensor.max_range_m)
+    ego = bool(sensor.config["ego_features"])
+    obs = np.empty((len(idx), n + 2 if ego else n), dtype=np.float32)  # computed in float64, stored as float32
+    limits = race.limits
+    for track, rows in race.groups_by_track(idx):
+        out = obs if len(rows) == len(idx) else np.empty((len(rows), obs.shape[1]), dtype=np.float32)
+        lidar_observe(idx[rows] if out is not obs else idx, st.x_m, st.y_m, st.yaw_rad, st.speed_mps, st.steering_rad,
+                      sensor._cos_rel, sensor._sin_rel, sensor.max_range_m, *track.lidar_grid(sensor.max_range_m), ego,
+                      limits.max_speed_mps, limits.max_steering_rad, sensor.last_distances_m, out)
+        if out is not obs:
+            obs[rows] = out
+    objects = race.race_objects
+    if objects is not None and objects.num_objects:
+        from control.sim.objects import ray_rectangle_distances
+
+        # Rays stop at boxes and bots too: each ray reads the nearer of the border and the objects.
+        hit_m = ray_rectangle_distances(np.stack((st.x_m[idx], st.y_m[idx]), axis=1), st.yaw_rad[idx, None] + sensor.angles_rad,
+                                        *objects.rectangles(), sensor.max_range_m, rows=idx)
+        nearer_m = np.minimum(sensor.last_distances_m[idx], hit_m)
+        sensor.last_distances_m[idx] = nearer_m
+        obs[:, :n] = nearer_m / sensor.max_range_m
+    return obs
 
 
 class CameraObservation(ObservationType):
