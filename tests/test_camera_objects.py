@@ -9,20 +9,12 @@ import pytest
 from control.env.racing_env import RacingEnv
 from control.sim.camera import OBJECT_GRAY, OBJECT_RGB, PALETTE_GRAY, GroundCamera, ObjectBoxes
 from control.sim.objects import KIND_BOT, KIND_BOX
-from control.track.track import Track
+from tests.test_race_objects import _rectangle_track as rectangle_track
 
 LENS = dict(width_px=160, height_px=120, fov_deg=120.0, height_m=0.10, pitch_deg=15.0, x_offset_m=0.08)
 END, SIDE, TOP = 0, 1, 2  # the faces of OBJECT_GRAY's second axis
 
 
-def rectangle_track() -> Track:
-    """A counter-clockwise 20 m x 10 m rectangle, 1 m wide, waypoints every 0.5 m: the car starts at (0, 0) heading +x."""
-    corners = [(0.0, 0.0), (20.0, 0.0), (20.0, 10.0), (0.0, 10.0), (0.0, 0.0)]
-    points = []
-    for (x0, y0), (x1, y1) in zip(corners[:-1], corners[1:], strict=True):
-        steps = int(round(math.hypot(x1 - x0, y1 - y0) / 0.5))
-        points += [(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps) for k in range(steps)]
-    return Track(np.array(points), width_m=1.0, name="rectangle")
 
 
 def pixel_of(point_m: tuple[float, float, float], lens: dict = LENS) -> tuple[int, int]:

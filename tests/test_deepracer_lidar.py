@@ -11,6 +11,7 @@ from control.env.racing_env import RacingEnv
 from control.env.vector_env import RacingVectorEnv
 from control.errors import ConfigError
 from control.track.track import Track
+from tests.test_race_objects import _rectangle_track
 
 # DeepRacer's simulated lidar and filters (deepracer-simapp bundle/markov/sensors/constants.py, environments/constants.py).
 DEEPRACER_ANGLES_RAD = np.linspace(-2.61799, 2.61799, 64)
@@ -131,14 +132,6 @@ def test_noise_is_gaussian_on_the_hits_seeded_and_leaves_clear_rays_at_the_cap()
     assert not np.array_equal(other_seed[0][0], _drive(RacingEnv({"track": "hairpins", "observation": noisy}), 0, seed=5)[0][0])
 
 
-def _rectangle_track() -> Track:
-    """A counter-clockwise 20 m x 10 m rectangle, 1 m wide, waypoints every 0.5 m: 60 m, inside on the left."""
-    corners = [(0.0, 0.0), (20.0, 0.0), (20.0, 10.0), (0.0, 10.0), (0.0, 0.0)]
-    points = []
-    for (x0, y0), (x1, y1) in zip(corners[:-1], corners[1:], strict=True):
-        steps = int(round(math.hypot(x1 - x0, y1 - y0) / 0.5))
-        points += [(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps) for k in range(steps)]
-    return Track(np.array(points), width_m=1.0, name="rectangle")
 
 
 @pytest.mark.parametrize("mode", ["raw", "sectors"])
