@@ -232,7 +232,7 @@ def test_what_carla_cannot_serve_fails_at_validation_in_one_line(config, message
 
 def test_everything_the_race_actors_touch_exists_in_real_carla():
     carla = pytest.importorskip("carla", reason="the real carla client package is not installed")
-    from tests.test_carla_contract import _ModuleRecorder, _real
+    from tests.test_carla_contract import _ModuleRecorder, names_missing_in_real_carla
 
     log: set = set()
     fc._RECORDING = log
@@ -256,13 +256,4 @@ def test_everything_the_race_actors_touch_exists_in_real_carla():
     finally:
         fc._RECORDING = None
     assert ("Vehicle", "set_simulate_physics") in log and ("<module>", "command.ApplyTransform") in log
-    missing = []
-    for owner, attr in sorted(log):
-        if owner == "<module>":
-            try:
-                _real(attr)
-            except AttributeError:
-                missing.append(attr)
-        elif not hasattr(_real(owner), attr):
-            missing.append(f"{owner}.{attr}")
-    assert missing == [] and carla is not None
+    assert names_missing_in_real_carla(log) == [] and carla is not None
