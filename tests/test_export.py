@@ -33,12 +33,16 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 @pytest.fixture(scope="module")
 def exported(ray_session, tmp_path_factory):
     """results dir with one tiny trained and exported run per RUNS entry."""
+    return train_and_export(tmp_path_factory.mktemp("results"), RUNS, OBSERVATIONS)
+
+
+def train_and_export(results: Path, runs: dict, observations: int) -> Path:
+    """Each run of `runs` (name: (config file, extra flags)) trained tiny and exported into `results`."""
     from control.training.cli import main as train_main
 
-    results = tmp_path_factory.mktemp("results")
-    for name, (config, *extra) in RUNS.items():
+    for name, (config, *extra) in runs.items():
         assert train_main([str(CONFIGS / config), "-n", name, "--results_dir", str(results), *TINY, *extra]) == 0
-        assert export_main(["-n", name, "--results_dir", str(results), "--observations", str(OBSERVATIONS)]) == 0
+        assert export_main(["-n", name, "--results_dir", str(results), "--observations", str(observations)]) == 0
     return results
 
 

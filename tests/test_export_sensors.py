@@ -6,9 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from control.export.cli import main as export_main
 from control.rollout.cli import main as rollout_main
-from tests.test_export import CONFIGS, TINY, _onnx_outputs, _recorded
+from tests.test_export import _onnx_outputs, _recorded, train_and_export
 
 # One tiny training per new Box type: the stereo pair through the CNN (discrete), DeepRacer's raw lidar through
 # the MLP with the MeanStdFilter (continuous), and its discretized sectors (discrete, a lidar_config in the metadata).
@@ -103,13 +102,7 @@ def test_every_box_observation_type_passes_the_export_check():
 @pytest.fixture(scope="module")
 def exported(ray_session, tmp_path_factory):
     """results dir with one tiny trained and exported run per RUNS entry."""
-    from control.training.cli import main as train_main
-
-    results = tmp_path_factory.mktemp("results")
-    for name, (config, *extra) in RUNS.items():
-        assert train_main([str(CONFIGS / config), "-n", name, "--results_dir", str(results), *TINY, *extra]) == 0
-        assert export_main(["-n", name, "--results_dir", str(results), "--observations", str(OBSERVATIONS)]) == 0
-    return results
+    return train_and_export(tmp_path_factory.mktemp("results"), RUNS, OBSERVATIONS)
 
 
 @pytest.mark.ray
