@@ -51,6 +51,8 @@ LIDAR_MODES = ("raw", "sectors", "discretized")  # DeepRacer's LIDAR, SECTOR_LID
 class DeepRacerLidarObservation(ObservationType):
     """DeepRacer's lidar: 64 ranges over 300° (metres, clipped), or its 8 binary sectors, or one-hot sector bins."""
 
+    display_name = "DeepRacer lidar"  # the render's lidar panel title
+
     class Settings(Section):
         """env_config.observation for type deepracer_lidar (defaults: DeepRacer's simulator)."""
 

@@ -42,6 +42,8 @@ class ObservationType(abc.ABC):
 class VirtualLidarObservation(ObservationType):
     """Distances from the car to the track borders along fixed rays, normalised to [0, 1]."""
 
+    display_name = "virtual lidar"  # the render's lidar panel title
+
     class Settings(Section):
         """env_config.observation for type vlidar."""
 

@@ -133,7 +133,7 @@ class RacingEnv(gym.Env):
             camera_image=self._camera_panel_image() if has_camera else None,
             object_rectangles=None if race.race_objects is None else np.stack(race.race_objects.rectangles(), axis=-1)[0],
             objects_are_bots=race.race_config.type == "head_to_bot",
-            lidar_name="DeepRacer lidar" if type(lidar).__name__ == "DeepRacerLidarObservation" else "virtual lidar",
+            lidar_name=getattr(lidar, "display_name", "virtual lidar"),
         )
 
     def _camera_panel_image(self) -> np.ndarray:
