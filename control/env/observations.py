@@ -111,14 +111,10 @@ def cast_rays(sensor: Any, race: "RaceView", idx: np.ndarray) -> np.ndarray:
             obs[rows] = out
     objects = race.race_objects
     if objects is not None and objects.num_objects:
-        from control.sim.objects import ray_rectangle_distances
+        from control.sim.objects import lower_rays_to_objects
 
-        # Rays stop at boxes and bots too: each ray reads the nearer of the border and the objects.
-        hit_m = ray_rectangle_distances(np.stack((st.x_m[idx], st.y_m[idx]), axis=1), st.yaw_rad[idx, None] + sensor.angles_rad,
-                                        *objects.rectangles(), sensor.max_range_m, rows=idx)
-        nearer_m = np.minimum(sensor.last_distances_m[idx], hit_m)
-        sensor.last_distances_m[idx] = nearer_m
-        obs[:, :n] = nearer_m / sensor.max_range_m
+        # Rays stop at boxes and bots too: each ray's border distance is lowered to the nearest object on it, in place.
+        lower_rays_to_objects(objects, idx, st.x_m, st.y_m, st.yaw_rad, sensor.angles_rad, sensor.max_range_m, sensor.last_distances_m, obs)
     return obs
 
 

@@ -22,7 +22,7 @@ from control.env.observations import camera_settings, make_observation_type
 from control.env.rewards import builtin_reward, evaluate_reward, load_reward_function
 from control.errors import RewardFunctionError
 from control.sim.base import BatchedSimulator, CarStates, SimulatorError
-from control.sim.objects import ObjectParams, RaceConfig, RaceObjects, object_params, rectangles_overlap
+from control.sim.objects import ObjectParams, RaceConfig, RaceObjects, mark_collisions, object_params
 from control.sim.registry import SIMULATORS, SimulatorRequest
 from control.track.kernels import project_race
 from control.track.track import Track
@@ -232,9 +232,7 @@ class RaceBatch:
         st, race = self.states, self.race_config
         self.race_objects.step(st.time_s, 1.0 / self.limits.control_hz)
         self._mirror_objects()
-        hit = rectangles_overlap(st.x_m, st.y_m, st.yaw_rad, 0.5 * race.bot_length_m, 0.5 * race.bot_width_m,
-                                 *self.race_objects.rectangles())
-        st.is_crashed |= hit.any(axis=1)
+        mark_collisions(self.race_objects, st.x_m, st.y_m, st.yaw_rad, 0.5 * race.bot_length_m, 0.5 * race.bot_width_m, st.is_crashed)
         self._object_params = None
 
     def _mirror_objects(self) -> None:

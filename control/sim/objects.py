@@ -123,12 +123,18 @@ def poses(track: Track, s_m: np.ndarray, lateral_m: np.ndarray) -> tuple[np.ndar
     return x, y, heading
 
 
-def spaced_distances_m(rng: np.random.Generator, count: int, length_m: float, start_s_m: float, min_distance_m: float) -> np.ndarray:
-    """`count` random lap distances at least min_distance_m apart along the lap and from start_s_m (uniform spacing draw)."""
+def _free_length_m(count: int, length_m: float, min_distance_m: float) -> float:
+    """The lap length left to draw in once `count` objects and the start keep min_distance_m each, m; ConfigError when none is."""
     free_m = length_m - (count + 1) * min_distance_m
     if free_m < 0:
         raise ConfigError(f"env_config.race: {count} objects {min_distance_m:g} m apart do not fit on a {length_m:.1f} m track; "
                           f"use fewer objects or a smaller min_distance_m")
+    return free_m
+
+
+def spaced_distances_m(rng: np.random.Generator, count: int, length_m: float, start_s_m: float, min_distance_m: float) -> np.ndarray:
+    """`count` random lap distances at least min_distance_m apart along the lap and from start_s_m (uniform spacing draw)."""
+    free_m = _free_length_m(count, length_m, min_distance_m)
     # Sorted uniform draws on the free length, then one min_distance_m per object before it: every gap is >= min_distance_m.
     u = np.sort(rng.uniform(0.0, free_m, size=count))
     return np.mod(start_s_m + min_distance_m + u + np.arange(count) * min_distance_m, length_m)
@@ -164,6 +170,7 @@ class RaceObjects:
         self._track_columns = tuple(np.ascontiguousarray(c, dtype=np.float64) for c in columns)
         if is_bot:
             self.state.lane_change_at_s = np.full((n, m, _MAX_LANE_CHANGES), np.inf)
+        self._frustum_cache: tuple[Any, np.ndarray] | None = None  # (camera or fov, its frustum constants): see frustum()
 
     def reset(self, rows: Sequence[int] | np.ndarray, rngs: Sequence[np.random.Generator], start_s_m: np.ndarray) -> None:
         """Place the objects of envs `rows` (one generator each) for an episode whose car starts at start_s_m (reset path)."""
@@ -171,29 +178,40 @@ class RaceObjects:
         m = self.num_objects
         if m == 0:
             return
-        placed = []
-        for row, rng, start in zip(np.asarray(rows).tolist(), rngs, np.asarray(start_s_m, dtype=np.float64).tolist(), strict=True):
-            if cfg.type == "object_avoidance" and self._placed[row] and not cfg.randomize_each_episode:
-                continue
-            placed.append(row)
-            if cfg.positions is not None:
-                st.s_m[row] = [float(p[0]) * length for p in cfg.positions]
-                st.start_lane[row] = [float(p[1]) for p in cfg.positions]
-            else:
-                st.s_m[row] = spaced_distances_m(rng, m, length, start, cfg.min_distance_m)
-                st.start_lane[row] = np.where(rng.random(m) < 0.5, -1.0, 1.0)
-            if cfg.type == "head_to_bot":
-                st.speed_mps[row] = cfg.bot_speed_mps
-                if cfg.lane_changes:
-                    low, high = cfg.lane_change_s
-                    st.lane_change_at_s[row] = np.cumsum(rng.uniform(low, high, size=(m, _MAX_LANE_CHANGES)), axis=1)
-                else:
-                    st.lane_change_at_s[row] = np.inf
-            st.lane_changes_done[row] = 0
-            self._placed[row] = True
-        if placed:  # the geometry of every placed env in one compiled call: in its lane, and its pose
-            _place_in_lanes(np.array(placed, dtype=np.intp), st.s_m, st.start_lane, self._inside, *self._track_columns,
-                            st.lateral_m, st.x_m, st.y_m, st.yaw_rad)
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        starts = np.asarray(start_s_m, dtype=np.float64).reshape(-1)
+        rngs = list(rngs)
+        if not len(rows) == len(rngs) == len(starts):
+            raise ValueError(f"RaceObjects.reset: {len(rows)} rows, {len(rngs)} generators and {len(starts)} start distances; expected one each")
+        if cfg.type == "object_avoidance" and not cfg.randomize_each_episode:  # placed once: the first episode's places are kept
+            fresh = ~self._placed[rows]
+            rows, starts, rngs = rows[fresh], starts[fresh], [g for g, keep in zip(rngs, fresh.tolist(), strict=True) if keep]
+        if not len(rows):
+            return
+        spaced = cfg.positions is None
+        lane_changes = cfg.type == "head_to_bot" and cfg.lane_changes
+        free_m = _free_length_m(m, length, cfg.min_distance_m) if spaced else 0.0
+        # Each env's draws in one call on its generator, in the order the placement reads them (spacing, lanes, lane-change
+        # intervals): Generator.uniform(lo, hi) is lo + (hi - lo) * random(), so the kernel turns them into the same values.
+        count = (2 * m if spaced else 0) + (m * _MAX_LANE_CHANGES if lane_changes else 0)
+        draws = np.empty((len(rows), count))
+        if count:
+            for k, rng in enumerate(rngs):
+                rng.random(out=draws[k])
+        if not spaced:
+            st.s_m[rows] = [float(p[0]) * length for p in cfg.positions]
+            st.start_lane[rows] = [float(p[1]) for p in cfg.positions]
+        if cfg.type == "head_to_bot":
+            st.speed_mps[rows] = cfg.bot_speed_mps
+            if not lane_changes:
+                st.lane_change_at_s[rows] = np.inf
+        low_s, high_s = cfg.lane_change_s
+        _place_from_draws(rows, draws, starts, spaced, lane_changes, free_m, float(cfg.min_distance_m), float(length), float(low_s),
+                          float(high_s) - float(low_s), st.s_m, st.start_lane, st.lane_change_at_s)
+        st.lane_changes_done[rows] = 0
+        self._placed[rows] = True
+        # the geometry of every placed env in one compiled call: in its lane, and its pose
+        _place_in_lanes(rows, st.s_m, st.start_lane, self._inside, *self._track_columns, st.lateral_m, st.x_m, st.y_m, st.yaw_rad)
 
     def step(self, time_s: np.ndarray, dt_s: float) -> None:
         """Advance every bot of every env by dt_s: along its lane's line at its speed, and sideways towards its lane.
@@ -226,6 +244,51 @@ class RaceObjects:
         """Footprints (x, y, yaw_rad, half_length_m, half_width_m), each (N, M)."""
         st = self.state
         return st.x_m, st.y_m, st.yaw_rad, st.half_length_m, st.half_width_m
+
+    def frustum(self, camera: Any = None, camera_fov_deg: float = 120.0) -> np.ndarray:
+        """frustum_constants of `camera` (a CameraSpec; None: DeepRacer's with camera_fov_deg), kept for the next call.
+
+        object_params asks every step with the same camera: an identity check instead of hashing the spec each time.
+        """
+        key = camera if camera is not None else float(camera_fov_deg)
+        cached = self._frustum_cache
+        if cached is not None and (cached[0] is key or (camera is None and cached[0] == key)):
+            return cached[1]
+        from control.sim.base import CameraSpec
+
+        constants = frustum_constants(camera if camera is not None else CameraSpec(fov_deg=float(camera_fov_deg)))
+        self._frustum_cache = (key, constants)
+        return constants
+
+
+@numba.njit(cache=True)
+def _place_from_draws(rows, draws, starts, spaced, lane_changes, free_m, min_distance_m, length_m, low_s, range_s, s_m, start_lane,
+                      change_at_s):  # pragma: no cover - compiled
+    """RaceObjects.reset's values from env k's draws (k, count) in (0, 1): the same arithmetic as the one-by-one draws.
+
+    spaced: s_m as spaced_distances_m (sorted uniform(0, free_m), one min_distance_m per object) and lanes as
+    where(random < 0.5, -1, 1); lane_changes: cumulative sums of uniform(low_s, low_s + range_s) per bot.
+    """
+    m = s_m.shape[1]
+    num_changes = change_at_s.shape[2]
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        at = 0
+        if spaced:
+            u = np.empty(m)
+            for j in range(m):
+                u[j] = 0.0 + free_m * draws[k, j]
+            u = np.sort(u)
+            for j in range(m):
+                s_m[i, j] = (starts[k] + min_distance_m + u[j] + j * min_distance_m) % length_m
+                start_lane[i, j] = -1.0 if draws[k, m + j] < 0.5 else 1.0
+            at = 2 * m
+        if lane_changes:
+            for j in range(m):
+                total_s = 0.0
+                for c in range(num_changes):
+                    total_s += low_s + range_s * draws[k, at + j * num_changes + c]
+                    change_at_s[i, j, c] = total_s
 
 
 @numba.njit(cache=True)
@@ -276,28 +339,53 @@ def _advance_bots(s_m, lateral_m, start_lane, speed_mps, change_at_s, changes_do
             out_yaw[i, j] = h
 
 
+@numba.njit(cache=True, inline="always")
+def _pair_overlaps(car_x, car_y, ca, sa, car_r, car_hl, car_hw, obj_x, obj_y, obj_yaw, obj_hl, obj_hw):  # pragma: no cover - compiled
+    """Whether a car rectangle (centre, heading cos/sin, bounding radius, half sizes) overlaps one object's: circle reject, then SAT."""
+    dx, dy = obj_x - car_x, obj_y - car_y
+    reach = car_r + math.hypot(obj_hl, obj_hw)
+    if dx * dx + dy * dy > reach * reach:
+        return False
+    cb, sb = math.cos(obj_yaw), math.sin(obj_yaw)
+    for k in range(4):  # the rectangles' own axes: each one's length and width directions
+        ax, ay = (ca, sa) if k == 0 else (-sa, ca) if k == 1 else (cb, sb) if k == 2 else (-sb, cb)
+        ra = car_hl * abs(ax * ca + ay * sa) + car_hw * abs(-ax * sa + ay * ca)
+        rb = obj_hl * abs(ax * cb + ay * sb) + obj_hw * abs(-ax * sb + ay * cb)
+        if abs(ax * dx + ay * dy) > ra + rb:
+            return False
+    return True
+
+
 @numba.njit(cache=True)
 def _overlap(car_x, car_y, car_yaw, car_hl, car_hw, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
-    """rectangles_overlap's SAT test per (car, object), after a bounding-circle reject."""
+    """rectangles_overlap's test per (car, object)."""
     car_r = math.hypot(car_hl, car_hw)
     for i in range(obj_x.shape[0]):
         ca, sa = math.cos(car_yaw[i]), math.sin(car_yaw[i])
         for j in range(obj_x.shape[1]):
+            out[i, j] = _pair_overlaps(car_x[i], car_y[i], ca, sa, car_r, car_hl, car_hw, obj_x[i, j], obj_y[i, j], obj_yaw[i, j],
+                                       obj_hl[i, j], obj_hw[i, j])
+
+
+@numba.njit(cache=True)
+def _mark_overlaps(car_x, car_y, car_yaw, car_hl, car_hw, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, crashed):  # pragma: no cover - compiled
+    """crashed[i] |= car i overlaps any object of env i (mark_collisions' pass; the car's trig only when one is in reach)."""
+    car_r = math.hypot(car_hl, car_hw)
+    for i in range(obj_x.shape[0]):
+        trig_ready = False
+        ca, sa = 0.0, 0.0
+        for j in range(obj_x.shape[1]):
             dx, dy = obj_x[i, j] - car_x[i], obj_y[i, j] - car_y[i]
             reach = car_r + math.hypot(obj_hl[i, j], obj_hw[i, j])
             if dx * dx + dy * dy > reach * reach:
-                out[i, j] = False
                 continue
-            cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
-            hit = True
-            for k in range(4):  # the rectangles' own axes: each one's length and width directions
-                ax, ay = (ca, sa) if k == 0 else (-sa, ca) if k == 1 else (cb, sb) if k == 2 else (-sb, cb)
-                ra = car_hl * abs(ax * ca + ay * sa) + car_hw * abs(-ax * sa + ay * ca)
-                rb = obj_hl[i, j] * abs(ax * cb + ay * sb) + obj_hw[i, j] * abs(-ax * sb + ay * cb)
-                if abs(ax * dx + ay * dy) > ra + rb:
-                    hit = False
-                    break
-            out[i, j] = hit
+            if not trig_ready:
+                ca, sa = math.cos(car_yaw[i]), math.sin(car_yaw[i])
+                trig_ready = True
+            if _pair_overlaps(car_x[i], car_y[i], ca, sa, car_r, car_hl, car_hw, obj_x[i, j], obj_y[i, j], obj_yaw[i, j],
+                              obj_hl[i, j], obj_hw[i, j]):
+                crashed[i] = True
+                break
 
 
 def rectangles_overlap(car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, car_half_length_m: float, car_half_width_m: float,
@@ -310,6 +398,17 @@ def rectangles_overlap(car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray
     out = np.empty(ox.shape, dtype=np.bool_)
     _overlap(cx, cy, cyaw, float(car_half_length_m), float(car_half_width_m), ox, oy, oyaw, ohl, ohw, out)
     return out
+
+
+def mark_collisions(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray, car_half_length_m: float,
+                    car_half_width_m: float, crashed: np.ndarray) -> None:
+    """Set crashed[i] (N,) where car i's rectangle overlaps one of env i's objects (rectangles_overlap's test, in place, no (N, M) array).
+
+    The car arrays are the backend's contiguous float64 (N,) state, read as they are (the per-step path).
+    """
+    st = objects.state
+    _mark_overlaps(car_x, car_y, car_yaw, float(car_half_length_m), float(car_half_width_m), st.x_m, st.y_m, st.yaw_rad,
+                   st.half_length_m, st.half_width_m, crashed)
 
 
 def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x: np.ndarray, obj_y: np.ndarray, obj_yaw: np.ndarray,
@@ -329,52 +428,88 @@ def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x
     return out
 
 
-@numba.njit(cache=True)
-def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
-    """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method).
+@numba.njit(cache=True, inline="always")
+def _lower_ray_row(x0, y0, angles, i, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out, cw, sw):  # pragma: no cover - compiled
+    """Lower out[r] to the distance along ray r (from (x0, y0) at world angle angles[r]) to each rectangle of env i it hits.
 
     A rectangle whose bounding circle lies beyond every ray's current reading, behind a ray or off its line, is skipped.
+    cw, sw: scratch for the rays' cos and sin, filled only when a rectangle is in reach. Returns whether out may have changed.
     """
+    num_rays = angles.shape[0]
+    longest = 0.0
+    for r in range(num_rays):
+        longest = max(longest, out[r])
+    directions_ready = False
+    for j in range(obj_x.shape[1]):
+        hl, hw = obj_hl[i, j], obj_hw[i, j]
+        rx, ry = x0 - obj_x[i, j], y0 - obj_y[i, j]
+        radius = math.sqrt(hl * hl + hw * hw)
+        if math.sqrt(rx * rx + ry * ry) - radius >= longest:
+            continue
+        if not directions_ready:  # the rays' trig only for a car with an object in reach (most have none)
+            for r in range(num_rays):
+                cw[r], sw[r] = math.cos(angles[r]), math.sin(angles[r])
+            directions_ready = True
+        cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
+        px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
+        for r in range(num_rays):
+            if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
+                continue
+            # The ray's line passes farther from the centre than the bounding circle: no hit (most rays, cheaply).
+            if abs(rx * sw[r] - ry * cw[r]) > radius + _CULL_MARGIN_M:
+                continue
+            dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
+            # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
+            if abs(dx) < _EPS:
+                dx = _EPS
+            if abs(dy) < _EPS:
+                dy = _EPS
+            tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
+            ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
+            t_near = max(min(tx1, tx2), min(ty1, ty2))
+            t_far = min(max(tx1, tx2), max(ty1, ty2))
+            if t_near <= t_far and t_far >= 0.0:
+                t = max(t_near, 0.0)
+                if t < out[r]:
+                    out[r] = t
+    return directions_ready
+
+
+@numba.njit(cache=True)
+def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
+    """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method)."""
     num_rays = angles.shape[1]
     cw, sw = np.empty(num_rays), np.empty(num_rays)
     for k in range(rows.shape[0]):
+        _lower_ray_row(ox[k], oy[k], angles[k], rows[k], obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out[k], cw, sw)
+
+
+@numba.njit(cache=True)
+def _lower_sensor_rays(rows, car_x, car_y, car_yaw, angles_rel, max_range_m, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, distances_m,
+                       obs):  # pragma: no cover - compiled
+    """lower_rays_to_objects' pass: car rows[k]'s rays (yaw + angles_rel) lowered in distances_m[rows[k]], obs[k, :R] rewritten."""
+    num_rays = angles_rel.shape[0]
+    angles, cw, sw = np.empty(num_rays), np.empty(num_rays), np.empty(num_rays)
+    for k in range(rows.shape[0]):
         i = rows[k]
-        longest = 0.0
         for r in range(num_rays):
-            longest = max(longest, out[k, r])
-        directions_ready = False
-        for j in range(obj_x.shape[1]):
-            hl, hw = obj_hl[i, j], obj_hw[i, j]
-            rx, ry = ox[k] - obj_x[i, j], oy[k] - obj_y[i, j]
-            radius = math.sqrt(hl * hl + hw * hw)
-            if math.sqrt(rx * rx + ry * ry) - radius >= longest:
-                continue
-            if not directions_ready:  # the rays' trig only for a car with an object in reach (most have none)
-                for r in range(num_rays):
-                    cw[r], sw[r] = math.cos(angles[k, r]), math.sin(angles[k, r])
-                directions_ready = True
-            cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
-            px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
+            angles[r] = car_yaw[i] + angles_rel[r]
+        if _lower_ray_row(car_x[i], car_y[i], angles, i, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, distances_m[i], cw, sw):
             for r in range(num_rays):
-                if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
-                    continue
-                # The ray's line passes farther from the centre than the bounding circle: no hit (most rays, cheaply).
-                if abs(rx * sw[r] - ry * cw[r]) > radius + _CULL_MARGIN_M:
-                    continue
-                dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
-                # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
-                if abs(dx) < _EPS:
-                    dx = _EPS
-                if abs(dy) < _EPS:
-                    dy = _EPS
-                tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
-                ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
-                t_near = max(min(tx1, tx2), min(ty1, ty2))
-                t_far = min(max(tx1, tx2), max(ty1, ty2))
-                if t_near <= t_far and t_far >= 0.0:
-                    t = max(t_near, 0.0)
-                    if t < out[k, r]:
-                        out[k, r] = t
+                obs[k, r] = distances_m[i, r] / max_range_m
+
+
+def lower_rays_to_objects(objects: RaceObjects, rows: np.ndarray, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray,
+                          angles_rad: np.ndarray, max_range_m: float, distances_m: np.ndarray, obs: np.ndarray) -> None:
+    """Rays stop at objects too: lower each border distance distances_m[rows[k]] (N, R), m, to the nearest object along the ray.
+
+    Car rows[k]'s rays leave its pose at world angles car_yaw + angles_rad (R,) and meet the rectangles of env rows[k]; where
+    a car has an object in reach, obs[k, :R] (float32) is rewritten as distance / max_range_m. The same hits as
+    ray_rectangle_distances (one compiled pass, in place): every array is the caller's contiguous float64 (float32 obs).
+    """
+    st = objects.state
+    _lower_sensor_rays(rows, car_x, car_y, car_yaw, angles_rad, float(max_range_m), st.x_m, st.y_m, st.yaw_rad, st.half_length_m,
+                       st.half_width_m, distances_m, obs)
 
 
 @dataclass
@@ -416,18 +551,15 @@ def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, ca
     frustum (DeepRacer's test; `camera` a CameraSpec, default DeepRacer's with camera_fov_deg).
     One compiled pass over the N x M pairs: it runs every step that infos carry params.
     """
-    from control.sim.base import CameraSpec
-
     st = objects.state
     n, m = st.s_m.shape
-    spec = camera if camera is not None else CameraSpec(fov_deg=float(camera_fov_deg))
     cars = [_car_column(a, n, np.float64) for a in (car_x, car_y, car_yaw, car_s_m)]
     backwards = _car_column(clockwise, n, np.bool_)
     closest = np.empty((n, 2 if m else 0), dtype=np.int64)
     location, heading_deg = np.empty((n, m, 2)), np.empty((n, m))
     in_camera = np.zeros(n, dtype=np.bool_)
-    _object_params(*cars, backwards, objects.track.length_m, frustum_constants(spec), st.s_m, st.x_m, st.y_m, st.yaw_rad,
-                   st.half_length_m, st.half_width_m, closest, location, heading_deg, in_camera)
+    _object_params(*cars, backwards, objects.track.length_m, objects.frustum(camera, camera_fov_deg), st.s_m, st.x_m, st.y_m,
+                   st.yaw_rad, st.half_length_m, st.half_width_m, closest, location, heading_deg, in_camera)
     return ObjectParams(
         closest_objects=closest,
         objects_location_m=location,
