@@ -78,13 +78,32 @@ def test_bad_value_is_a_one_line_error_naming_the_setting(assignment, message):
     assert "\n" not in text and "(got " in text
 
 
-@pytest.mark.parametrize("observation", ["{type: both}", "{type: deepracer_evo}"])
-def test_a_dict_observation_is_refused_for_training_before_ray_starts(observation):
-    """RLlib's default PPO model has no Dict encoder; it used to fail deep in an env runner with a garbled line."""
+DICT_OBSERVATIONS = ["{type: both, camera: {width_px: 32, height_px: 24}}",
+                     "{type: deepracer_evo, camera: {width_px: 32, height_px: 24}}"]
+SMALL_CNN = "model.conv_filters=[[8, [4, 4], 2], [16, [3, 3], 2]]"
+
+
+@pytest.mark.parametrize("observation", DICT_OBSERVATIONS)
+def test_a_dict_observation_validates_for_training(observation):
+    """The Dict types train with the Dict policy (control/training/dict_module.py)."""
+    validate(f"env_config.observation={observation}", SMALL_CNN)
+
+
+@pytest.mark.parametrize("observation", DICT_OBSERVATIONS)
+def test_a_dict_observation_with_the_mean_std_filter_is_refused_before_ray_starts(observation):
+    """RLlib's MeanStdFilter fails on a Dict holding a uint8 image deep in an env runner; say so in one line first."""
     with pytest.raises(ConfigError) as err:
-        validate(f"env_config.observation={observation}")
+        validate(f"env_config.observation={observation}", SMALL_CNN, "observation_filter=MeanStdFilter")
     text = str(err.value)
-    assert "gives a Dict observation" in text and "camera, stereo_camera, vlidar or deepracer_lidar" in text
+    assert text.startswith(f"{WHERE}: observation_filter MeanStdFilter cannot filter the Dict observation")
+    assert "NoFilter" in text and "\n" not in text
+
+
+def test_a_dict_observation_with_an_lstm_is_refused_before_ray_starts():
+    with pytest.raises(ConfigError) as err:
+        validate(f"env_config.observation={DICT_OBSERVATIONS[0]}", SMALL_CNN, "model.use_lstm=true")
+    text = str(err.value)
+    assert text.startswith(f"{WHERE}: env_config.observation.type 'both': model_config.use_lstm cannot be combined")
     assert "\n" not in text
 
 

@@ -37,17 +37,26 @@ def _versions() -> dict[str, str]:
             "ray": ray.__version__}
 
 
+def _graph_inputs(observation_space: gym.Space) -> list[dict[str, Any]]:
+    """The inputs of model.onnx: `obs` for a Box, one per key (the env's names) for a Dict."""
+    if isinstance(observation_space, gym.spaces.Dict):
+        return [{"name": key, "shape": ["batch", *map(int, part.shape)], "dtype": str(np.dtype(part.dtype)),
+                 "meaning": f"the observation's '{key}' part exactly as the env emits it (see observation.keys)"}
+                for key, part in observation_space.spaces.items()]
+    return [{"name": L.INPUT_NAME, "shape": ["batch", *map(int, observation_space.shape)],
+             "dtype": str(np.dtype(observation_space.dtype)),
+             "meaning": "the observation exactly as the env emits it (see observation)"}]
+
+
 def _graph_io(observation_space: gym.Space, kind: str) -> dict[str, Any]:
     """The documented inputs and outputs of model.onnx."""
-    shape = ["batch", *map(int, observation_space.shape)]
     action = ({"name": L.ACTION_OUTPUT, "shape": ["batch", 2], "dtype": "float32",
                "meaning": "the policy's normalised action in [-1, 1]: [steering, speed] (the env's action)"}
               if kind == "continuous" else
               {"name": L.ACTION_OUTPUT, "shape": ["batch"], "dtype": "int64",
                "meaning": "index into model_metadata.json action_space (the env's action)"})
     return {
-        "inputs": [{"name": L.INPUT_NAME, "shape": shape, "dtype": str(np.dtype(observation_space.dtype)),
-                    "meaning": "the observation exactly as the env emits it (see observation)"}],
+        "inputs": _graph_inputs(observation_space),
         "outputs": [action,
                     {"name": L.STEERING_OUTPUT, "shape": ["batch"], "dtype": "float32",
                      "meaning": "steering command, degrees, negative = right (DeepRacer's sign)"},
@@ -61,8 +70,9 @@ def _annotate(model_path: Path, info: dict[str, Any]) -> None:
 
     model = onnx.load(str(model_path))
     model.producer_name = "racer control.export"
-    model.doc_string = ("Deterministic racing policy: input 'obs' (the env's observation), outputs 'action' (the env's "
-                        "action), 'steering_deg' and 'speed_mps' (the car's command). See export_info.json.")
+    inputs = ", ".join(f"'{i['name']}'" for i in info["inputs"])
+    model.doc_string = (f"Deterministic racing policy: input {inputs} (the env's observation), outputs 'action' (the "
+                        "env's action), 'steering_deg' and 'speed_mps' (the car's command). See export_info.json.")
     props = {"env": info["env"], "observation": json.dumps(info["observation"]),
              "action_space_type": info["action"]["type"], "observation_filter": info["observation_filter"]["type"],
              "opset": str(info["opset"])}
@@ -72,13 +82,27 @@ def _annotate(model_path: Path, info: dict[str, Any]) -> None:
 
 
 def check_exportable(observation_type: Any, observation_space: gym.Space) -> None:
-    """ExportError (one line: the type, why, what would work) unless the observation is one Box the graph can take."""
+    """ExportError (one line: the type, why, what would work) unless the graph can take the observation.
+
+    A Box is one input; a Dict of one image and one vector (types both, deepracer_evo: the Dict policy of
+    control/training/dict_module.py) is one input per key.
+    """
+    from control.errors import ConfigError
+    from control.training.dict_module import dict_layout
+
     kind = observation_kind(observation_type)
-    if kind in DICT_KINDS or not isinstance(observation_space, gym.spaces.Box):
-        # RLlib's default models have no Dict encoder (STACK_NOTES), so no policy of this project observes a Dict.
-        raise ExportError(f"observation type {kind} ({inference.describe_space(observation_space)}) cannot be exported: "
-                          "the graph takes one Box and RLlib's default models train no Dict policy; train and export "
-                          "its parts as types camera / stereo_camera (the image) or vlidar / deepracer_lidar (the rays)")
+    if isinstance(observation_space, gym.spaces.Box):
+        return
+    if kind in DICT_KINDS and isinstance(observation_space, gym.spaces.Dict):
+        try:
+            dict_layout(observation_space)
+            return
+        except ConfigError as exc:
+            why = str(exc)
+    else:
+        why = "the graph takes a Box or a Dict of one image and one vector"
+    raise ExportError(f"observation type {kind} ({inference.describe_space(observation_space)}) cannot be exported: "
+                      f"{why}; export a policy of type camera, stereo_camera, vlidar, deepracer_lidar, both or deepracer_evo")
 
 
 def default_out_dir(checkpoint: Path) -> Path:
@@ -102,7 +126,8 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None, observation
         limits = env.limits
         mapping = command_mapping(env.action_type, env.action_space, limits)
         filter_stats = policy.filter.statistics() if policy.filter is not None else None
-        graph = PolicyGraph(policy.module, policy.action_dist_cls, policy.action_space, mapping, filter_stats)
+        dict_keys = tuple(env.observation_space.spaces) if isinstance(env.observation_space, gym.spaces.Dict) else ()
+        graph = PolicyGraph(policy.module, policy.action_dist_cls, policy.action_space, mapping, filter_stats, dict_keys)
         out_dir = (out_dir or default_out_dir(checkpoint)).resolve()
         model_path = out_dir / L.MODEL_FILENAME
         export_onnx(graph, example_batch(env.observation_space, seed), model_path)

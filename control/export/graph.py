@@ -2,7 +2,8 @@
 
 It is what `Policy.compute_action` (control/rollout/inference.py) does for one observation, batched, with the
 env's action mapping (control/env/actions.py) and the backend's car limits (VehicleLimits) appended, so the ONNX
-file alone turns an observation into the steering angle and speed the car is given.
+file alone turns an observation into the steering angle and speed the car is given. A Dict observation (camera +
+lidar) enters as one input per key, and has no MeanStdFilter.
 """
 from __future__ import annotations
 
@@ -70,12 +71,19 @@ def _deterministic_kind(dist_cls: type) -> str:
 
 
 class PolicyGraph(torch.nn.Module):
-    """obs (batch, *shape) as the env emits it -> (action, steering_deg, speed_mps)."""
+    """obs (batch, *shape) as the env emits it -> (action, steering_deg, speed_mps).
+
+    A Dict policy (`dict_keys`: the env's keys, in order) takes one tensor per key instead of `obs`.
+    """
 
     def __init__(self, module: Any, dist_cls: type, action_space: gym.Space, mapping: CommandMapping,
-                 filter_stats: FilterStatistics | None) -> None:
+                 filter_stats: FilterStatistics | None, dict_keys: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.module = module
+        self.dict_keys = tuple(dict_keys)
+        if self.dict_keys and filter_stats is not None:
+            raise ExportError("a Dict observation's MeanStdFilter cannot be exported; train the Dict policy with "
+                              "observation_filter: NoFilter")
         self.deterministic = _deterministic_kind(dist_cls)
         self.kind = mapping.kind
         self.has_filter = filter_stats is not None
@@ -112,8 +120,11 @@ class PolicyGraph(torch.nn.Module):
             return self.module.pi(encoder.actor_encoder({"obs": x})[ENCODER_OUT])
         return self.module.forward_inference({"obs": x})["action_dist_inputs"]
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = self._dist_inputs(self._normalised(obs))
+    def forward(self, *obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.dict_keys:  # the Dict's parts as the env emits them: the module's encoder casts and scales them
+            logits = self._dist_inputs(dict(zip(self.dict_keys, obs, strict=True)))
+        else:
+            logits = self._dist_inputs(self._normalised(obs[0]))
         if self.deterministic == "gaussian":
             action = torch.clamp(logits[..., : self.action_dim], self.action_low, self.action_high)  # the mean
         else:
@@ -129,25 +140,39 @@ class PolicyGraph(torch.nn.Module):
         return action, steering, speed
 
 
-def example_batch(observation_space: gym.Space, seed: int = 0) -> np.ndarray:
+def stack_observations(observations: list[Any]) -> np.ndarray | dict[str, np.ndarray]:
+    """A batch from single observations: one array for a Box, one array per key for a Dict."""
+    if observations and isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
+def example_batch(observation_space: gym.Space, seed: int = 0) -> np.ndarray | dict[str, np.ndarray]:
     """Two sample observations: the batch axis must be > 1 or torch.export fixes it to 1."""
     observation_space.seed(seed)
-    return np.stack([observation_space.sample() for _ in range(2)])
+    return stack_observations([observation_space.sample() for _ in range(2)])
 
 
-def export_onnx(graph: PolicyGraph, example_obs: np.ndarray, path: Path, opset: int = OPSET) -> None:
-    """Write `graph` as ONNX (torch.export-based exporter, dynamic batch axis) and check it with onnx.checker."""
+def export_onnx(graph: PolicyGraph, example_obs: np.ndarray | dict[str, np.ndarray], path: Path,
+                opset: int = OPSET) -> None:
+    """Write `graph` as ONNX (torch.export-based exporter, dynamic batch axis) and check it with onnx.checker.
+
+    A Box observation is the input `obs`; a Dict's parts are one input each, named by the graph's `dict_keys`.
+    """
     import onnx
 
     graph.eval()
     batch = torch.export.Dim("batch", min=1)
+    names = list(graph.dict_keys) or [INPUT_NAME]
+    examples = tuple(torch.as_tensor(example_obs[k]) for k in graph.dict_keys) or (torch.as_tensor(example_obs),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         try:
-            program = torch.onnx.export(graph, (torch.as_tensor(example_obs),), dynamo=True, opset_version=opset,
-                                        input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                                        dynamic_shapes=({0: batch},), verbose=False)
+            program = torch.onnx.export(graph, examples, dynamo=True, opset_version=opset,
+                                        input_names=names, output_names=list(OUTPUT_NAMES),
+                                        # forward(*obs): one var-positional argument holding every input
+                                        dynamic_shapes=(tuple({0: batch} for _ in names),), verbose=False)
         except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds; one line says which
             raise ExportError(f"torch.onnx.export failed for this policy: {type(exc).__name__}: "
                               f"{' '.join(str(exc).split())[:300]}") from None

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from control.errors import CheckpointError
-from control.export.layout import ACTION_OUTPUT, INFO_FILENAME, INPUT_NAME
+from control.export.layout import ACTION_OUTPUT, INFO_FILENAME, onnx_feeds
 from control.rollout.inference import RunConfig, describe_space
 
 
@@ -41,9 +41,8 @@ class OnnxPolicy:
             self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a broken file
             raise CheckpointError(f"cannot load ONNX model {model_path}: {' '.join(str(exc).split())[:300]}") from None
-        (model_input,) = self.info["inputs"]
-        self.input_shape = tuple(int(d) for d in model_input["shape"][1:])
-        self.input_dtype = np.dtype(model_input["dtype"])
+        # One input `obs` for a Box observation, one per key (camera, lidar, ...) for a Dict.
+        self.inputs = {i["name"]: (tuple(int(d) for d in i["shape"][1:]), np.dtype(i["dtype"])) for i in self.info["inputs"]}
         self.action_kind = self.info["action"]["type"]
         self.run_config = RunConfig(env=self.info["env"], env_config=dict(self.info["env_config"]),
                                     observation_filter=self.info["observation_filter"]["type"],
@@ -52,10 +51,13 @@ class OnnxPolicy:
     def check_env(self, env: Any, env_name: str) -> None:
         """CheckpointError naming both sides when the env's spaces do not fit the exported graph."""
         space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or space.shape != self.input_shape or space.dtype != self.input_dtype:
-            raise CheckpointError(f"{self.model_path.name} expects observations of shape {self.input_shape} "
-                                  f"{self.input_dtype} but the env ({env_name}) has {describe_space(space)}; "
-                                  "roll out with the env settings it was exported with")
+        parts = space.spaces if isinstance(space, gym.spaces.Dict) else {next(iter(self.inputs)): space}
+        fits = parts.keys() == self.inputs.keys() and all(
+            isinstance(part, gym.spaces.Box) and (part.shape, part.dtype) == self.inputs[k] for k, part in parts.items())
+        if not fits:
+            expected = ", ".join(f"{k}: {shape} {dtype}" for k, (shape, dtype) in self.inputs.items())
+            raise CheckpointError(f"{self.model_path.name} expects observations {expected} but the env ({env_name}) "
+                                  f"has {describe_space(space)}; roll out with the env settings it was exported with")
         actions = env.action_space
         fits = (isinstance(actions, gym.spaces.Discrete) and self.action_kind == "discrete"
                 and int(actions.n) == len(self.info["action"]["actions"])) or (
@@ -66,6 +68,7 @@ class OnnxPolicy:
 
     def compute_action(self, obs: Any) -> Any:
         """The env action for one observation (deterministic: the graph holds no sampling)."""
-        batch = np.asarray(obs, dtype=self.input_dtype)[None]
-        action = self.session.run([ACTION_OUTPUT], {INPUT_NAME: batch})[0][0]
+        feeds = onnx_feeds(obs, list(self.inputs))
+        batch = {name: np.asarray(value, dtype=self.inputs[name][1])[None] for name, value in feeds.items()}
+        action = self.session.run([ACTION_OUTPUT], batch)[0][0]
         return int(action) if self.action_kind == "discrete" else action

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from control.export.graph import CommandMapping
-from control.export.layout import ACTION_OUTPUT, INPUT_NAME, SPEED_OUTPUT, STEERING_OUTPUT
+from control.export.graph import CommandMapping, stack_observations
+from control.export.layout import ACTION_OUTPUT, SPEED_OUTPUT, STEERING_OUTPUT, onnx_feeds
 
 CONTINUOUS_TOLERANCE = 1e-5  # max |ONNX - torch| of the normalised action the export accepts
 
@@ -16,7 +16,7 @@ CONTINUOUS_TOLERANCE = 1e-5  # max |ONNX - torch| of the normalised action the e
 class Recording:
     """Observations the env emitted while the torch policy drove, and the torch policy's action for each."""
 
-    observations: np.ndarray  # (n, *observation shape), the env's dtype
+    observations: np.ndarray | dict[str, np.ndarray]  # (n, *observation shape), the env's dtype; a Dict: one per key
     actions: np.ndarray  # (n, 2) float32 or (n,) int64
     episodes: int
 
@@ -28,13 +28,14 @@ def record_observations(env: Any, policy: Any, count: int, seed: int) -> Recordi
     episodes = 1
     for _ in range(count):
         action = policy.compute_action(obs)
-        observations.append(np.array(obs, copy=True))
+        observations.append({k: np.array(v, copy=True) for k, v in obs.items()} if isinstance(obs, dict)
+                            else np.array(obs, copy=True))
         actions.append(action)
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             obs, _ = env.reset()
             episodes += 1
-    return Recording(np.stack(observations), np.asarray(actions), episodes)
+    return Recording(stack_observations(observations), np.asarray(actions), episodes)
 
 
 def env_commands(action_type: Any, mapping: CommandMapping, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,11 +47,11 @@ def env_commands(action_type: Any, mapping: CommandMapping, actions: np.ndarray)
 
 def compare(session: Any, recording: Recording, action_type: Any, mapping: CommandMapping) -> dict[str, Any]:
     """Run the ONNX model on every recorded observation; max differences to the torch policy and the env mapping."""
-    out = dict(zip([o.name for o in session.get_outputs()],
-                   session.run(None, {INPUT_NAME: recording.observations}), strict=True))
+    feeds = onnx_feeds(recording.observations, [i.name for i in session.get_inputs()])
+    out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
     steering_env, speed_env = env_commands(action_type, mapping, recording.actions)
     result: dict[str, Any] = {
-        "observations": int(len(recording.observations)),
+        "observations": int(len(recording.actions)),
         "episodes": recording.episodes,
         "max_abs_diff_steering_deg": float(np.max(np.abs(out[STEERING_OUTPUT] - steering_env))),
         "max_abs_diff_speed_mps": float(np.max(np.abs(out[SPEED_OUTPUT] - speed_env))),

@@ -478,6 +478,13 @@ def build_ppo_config(resolved: ResolvedConfig, auto_infos: str = "full") -> Any:
     if env_config.get("simulator") == "carla":
         # Second line of defence behind the backend's own reconnects: RLlib restarts a dead runner.
         config.fault_tolerance(**rllib_fault_tolerance_settings())
+    if dict_observation_space(resolved) is not None:
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from control.training.dict_module import DictPPOCatalog
+
+        # A Dict (camera + lidar) needs an encoder RLlib lacks; a Box keeps RLlib's default spec untouched.
+        config.rl_module(rl_module_spec=RLModuleSpec(catalog_class=DictPPOCatalog))
     config.rl_module(model_config=DefaultModelConfig(**resolved.model_config))
     if resolved.observation_filter == "MeanStdFilter":
         config.env_runners(env_to_module_connector=mean_std_filter_connector)
@@ -526,24 +533,49 @@ def validate_ppo_config(resolved: ResolvedConfig, where: str = "config") -> None
         raise ConfigError(f"{where}: RLlib rejects the settings: {_one_line(exc)}") from None
 
 
-def _check_trainable_observation(resolved: ResolvedConfig, where: str) -> None:
-    """A Dict observation (camera + lidar) has no default RLlib encoder: say so before Ray starts.
-
-    RLlib's default PPO model encodes a Box (an MLP, or a CNN for images); for a Dict it stops deep in an
-    env runner with "No default encoder config for obs space=Dict(...)".
-    """
+def dict_observation_space(resolved: ResolvedConfig) -> Any:
+    """The racing env's Dict observation space when its observation type gives one (both, deepracer_evo), else None."""
     observation = resolved.env_config.get("observation")
     if not resolved.env.startswith(RACING_ENV_PREFIX) or not isinstance(observation, dict):
-        return
-    import gymnasium as gym
-
+        return None
+    import control.env  # noqa: F401 - registers deepracer_evo
     from control.env.observations import make_observation_type
+    from control.training.dict_module import is_dict_observation
 
-    if isinstance(make_observation_type(observation).space(), gym.spaces.Dict):
-        raise ConfigError(f"{where}: env_config.observation.type {observation.get('type')!r} gives a Dict observation "
-                          "(camera + lidar), which RLlib's default PPO model cannot encode; train with one sensor: "
-                          "camera, stereo_camera, vlidar or deepracer_lidar (the Dict types are for gymnasium users "
-                          "and rollouts of your own models)")
+    space = make_observation_type(observation).space()
+    return space if is_dict_observation(space) else None
+
+
+def _check_trainable_observation(resolved: ResolvedConfig, where: str) -> None:
+    """A Dict observation the Dict policy (control/training/dict_module.py) cannot encode is refused before Ray starts.
+
+    Without the check it would stop deep in an env runner while the module is built.
+    """
+    space = dict_observation_space(resolved)
+    if space is None:
+        return
+    kind = resolved.env_config["observation"].get("type")
+    if resolved.observation_filter == "MeanStdFilter":
+        # RLlib's MeanStdFilter connector fails on a Dict holding a uint8 image (STACK_NOTES), and the export has none.
+        raise ConfigError(f"{where}: observation_filter MeanStdFilter cannot filter the Dict observation of type {kind!r} "
+                          "(camera + lidar); use observation_filter: NoFilter (the Dict policy scales the image itself)")
+    import gymnasium as gym
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    from control.training.dict_module import DictPPOCatalog
+
+    try:  # builds the encoder's config only (no torch); it does not depend on the action space
+        DictPPOCatalog(space, gym.spaces.Box(-1.0, 1.0, (2,)), dataclasses.asdict(DefaultModelConfig(**resolved.model_config)))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: env_config.observation.type {kind!r}: {exc}") from None
+    except (ValueError, TypeError, AssertionError) as exc:  # RLlib's CNN config rejects the image size
+        raise ConfigError(f"{where}: model_config does not fit the {describe_observation(space)} observation: "
+                          f"{_one_line(exc)}; set model_config.conv_filters for this image size") from None
+
+
+def describe_observation(space: Any) -> str:
+    """Dict(camera: (24, 32, 1), vlidar: (34,)): the keys and shapes, for one-line errors."""
+    return "Dict(" + ", ".join(f"{k}: {tuple(s.shape)}" for k, s in space.spaces.items()) + ")"
 
 
 def load_ppo_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Any, ResolvedConfig]:
