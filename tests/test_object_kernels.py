@@ -45,19 +45,29 @@ def _cars(rng: np.random.Generator, side_m: float = 6.0) -> tuple[np.ndarray, np
     return rng.uniform(0.0, side_m, NUM_ENVS), rng.uniform(0.0, side_m, NUM_ENVS), rng.uniform(-math.pi, math.pi, NUM_ENVS)
 
 
+RAY_FANS_DEG = {
+    "vlidar default": np.linspace(-90.0, 90.0, 32),
+    "full circle, 1 degree apart": np.linspace(-180.0, 180.0, 361),
+    "unsorted, beyond a turn": np.random.default_rng(7).uniform(-400.0, 400.0, 50),
+}
+
+
+@pytest.mark.parametrize("fan", RAY_FANS_DEG)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_sensor_rays_stop_at_the_same_object_hits_as_the_reference(seed):
+def test_sensor_rays_stop_at_the_same_object_hits_as_the_reference(seed, fan):
     rng = np.random.default_rng(seed)
     objects = _scattered_objects(rng)
     x, y, yaw = _cars(rng)
+    yaw[::3] *= 4.0  # headings beyond +-pi (a car that turned round) wrap the same
     max_range_m = 5.0
-    angles_rad = np.radians(np.linspace(-90.0, 90.0, 32))
-    border_m = rng.uniform(0.0, max_range_m, (NUM_ENVS, 32))  # what the border kernel read
+    angles_rad = np.radians(RAY_FANS_DEG[fan])
+    num_rays = len(angles_rad)
+    border_m = rng.uniform(0.0, max_range_m, (NUM_ENVS, num_rays))  # what the border kernel read
     border_m[::7] = max_range_m  # some cars see no border at all
     rows = rng.permutation(NUM_ENVS)[: NUM_ENVS // 2].astype(np.intp)  # a subset, out of order (reset rows)
-    obs = np.zeros((len(rows), 34), dtype=np.float32)
-    obs[:, :32] = border_m[rows] / max_range_m
-    obs[:, 32:] = 0.5  # ego features stay as they were
+    obs = np.zeros((len(rows), num_rays + 2), dtype=np.float32)
+    obs[:, :num_rays] = border_m[rows] / max_range_m
+    obs[:, num_rays:] = 0.5  # ego features stay as they were
     distances_m = border_m.copy()
     lower_rays_to_objects(objects, rows, x, y, yaw, angles_rad, max_range_m, distances_m, obs)
 
@@ -68,8 +78,8 @@ def test_sensor_rays_stop_at_the_same_object_hits_as_the_reference(seed):
     np.testing.assert_array_equal(distances_m[rows], expected_m)
     untouched = np.setdiff1d(np.arange(NUM_ENVS), rows)
     np.testing.assert_array_equal(distances_m[untouched], border_m[untouched])
-    np.testing.assert_array_equal(obs[:, :32], (expected_m / max_range_m).astype(np.float32))
-    assert (obs[:, 32:] == 0.5).all()
+    np.testing.assert_array_equal(obs[:, :num_rays], (expected_m / max_range_m).astype(np.float32))
+    assert (obs[:, num_rays:] == 0.5).all()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -30,6 +30,7 @@ LANE_OFFSET_OF_HALF_WIDTH = 0.5
 _MAX_LANE_CHANGES = 256  # lane-change times drawn per bot at reset: enough for 256 x lane_change_s[0] seconds
 _EPS = 1e-12
 _CULL_MARGIN_M = 1e-9  # rays culled by the bounding circle only beyond it by this much: a grazing hit is still tested
+_RAY_WINDOW_SLACK_RAD = 1e-7  # the sensor kernel's bearing window is this much wider than the circle subtends (rounding: ~1e-15)
 
 LowHigh = Annotated[list[StrictFloat], Expect("[min, max] seconds with 0 < min <= max")]
 
@@ -171,6 +172,12 @@ class RaceObjects:
         if is_bot:
             self.state.lane_change_at_s = np.full((n, m, _MAX_LANE_CHANGES), np.inf)
         self._frustum_cache: tuple[Any, np.ndarray] | None = None  # (camera or fov, its frustum constants): see frustum()
+        # The bots' step: each bot's segment last step (a hint, checked before use) and the segments' heading cos and sin.
+        self._segment_hint = np.zeros((n, m), dtype=np.int64)
+        self._heading_cos, self._heading_sin = _cos_sin(self._track_columns[7])
+        # object_params' headings in degrees, kept with the yaw they were computed from (recomputed where a yaw changed).
+        self._heading_yaw = np.full((n, m), np.nan)
+        self._heading_deg = np.zeros((n, m))
 
     def reset(self, rows: Sequence[int] | np.ndarray, rngs: Sequence[np.random.Generator], start_s_m: np.ndarray) -> None:
         """Place the objects of envs `rows` (one generator each) for an episode whose car starts at start_s_m (reset path)."""
@@ -223,7 +230,8 @@ class RaceObjects:
             return  # boxes never move
         _advance_bots(st.s_m, st.lateral_m, st.start_lane, st.speed_mps, st.lane_change_at_s, st.lane_changes_done,
                       np.asarray(time_s, dtype=np.float64), float(dt_s), self._inside, self.config.lane_change_lateral_mps * dt_s,
-                      *self._track_columns, self.track.length_m, st.x_m, st.y_m, st.yaw_rad)
+                      *self._track_columns, self.track.length_m, self._segment_hint, self._heading_cos, self._heading_sin,
+                      st.x_m, st.y_m, st.yaw_rad)
 
     def current_lane(self, time_s: np.ndarray) -> np.ndarray:
         """(N, M) lane each object is in or moving to at episode times time_s (N,): +1 inside, -1 outside."""
@@ -311,14 +319,37 @@ def _place_in_lanes(rows, s_m, lane, inside, cum_s, seg_len, width, center_x, ce
 
 
 @numba.njit(cache=True)
+def _cos_sin(angles_rad):  # pragma: no cover - compiled
+    """cos and sin of each angle, by the same math functions the kernels call (so a table lookup equals the call, bit for bit)."""
+    cos, sin = np.empty(angles_rad.shape[0]), np.empty(angles_rad.shape[0])
+    for k in range(angles_rad.shape[0]):
+        cos[k], sin[k] = math.cos(angles_rad[k]), math.sin(angles_rad[k])
+    return cos, sin
+
+
+@numba.njit(cache=True, inline="always")
+def _segment_of(cum_s, s, hint, n_wp):  # pragma: no cover - compiled
+    """The segment under lap distance s: searchsorted(cum_s, s, 'right') - 1 clipped to [0, n_wp - 1], checked at hint and
+    the segment after it first (a bot moves a few cm a step), searched only when neither is it."""
+    for seg in (hint, hint + 1):
+        if 0 <= seg < n_wp and cum_s[seg] <= s and (seg == n_wp - 1 or s < cum_s[seg + 1]):
+            return seg
+    return min(max(np.searchsorted(cum_s, s, side="right") - 1, 0), n_wp - 1)
+
+
+@numba.njit(cache=True)
 def _advance_bots(s_m, lateral_m, start_lane, speed_mps, change_at_s, changes_done, time_s, dt_s, inside, max_move_m, cum_s, seg_len,
-                  width, center_x, center_y, vec_x, vec_y, heading, curvature, length_m, out_x, out_y, out_yaw):  # pragma: no cover - compiled
-    """RaceObjects.step for every bot (N, M) in one pass: along the lane, lane flips at the drawn times, sideways, new pose."""
+                  width, center_x, center_y, vec_x, vec_y, heading, curvature, length_m, segment_hint, heading_cos, heading_sin,
+                  out_x, out_y, out_yaw):  # pragma: no cover - compiled
+    """RaceObjects.step for every bot (N, M) in one pass: along the lane, lane flips at the drawn times, sideways, new pose.
+
+    segment_hint (N, M): each bot's segment last step, updated; heading_cos, heading_sin: the segments' heading trig.
+    """
     n_wp = cum_s.shape[0] - 1
     num_changes = change_at_s.shape[2]
     for i in range(s_m.shape[0]):
         for j in range(s_m.shape[1]):
-            seg = min(max(np.searchsorted(cum_s, s_m[i, j], side="right") - 1, 0), n_wp - 1)
+            seg = _segment_of(cum_s, s_m[i, j], segment_hint[i, j], n_wp)
             # A line `lateral` left of the centerline is shorter (left turn) or longer (right turn) by 1 - kappa * lateral per m.
             stretch = max(1.0 - curvature[seg] * lateral_m[i, j], 0.05)
             s = (s_m[i, j] + speed_mps[i, j] * dt_s / stretch) % length_m
@@ -327,16 +358,16 @@ def _advance_bots(s_m, lateral_m, start_lane, speed_mps, change_at_s, changes_do
                 done += 1
             changes_done[i, j] = done
             lane = -start_lane[i, j] if done % 2 == 1 else start_lane[i, j]
-            seg = min(max(np.searchsorted(cum_s, s, side="right") - 1, 0), n_wp - 1)
+            seg = _segment_of(cum_s, s, seg, n_wp)
+            segment_hint[i, j] = seg
             t = (s - cum_s[seg]) / max(seg_len[seg], _EPS)
             nxt = seg + 1 if seg + 1 < n_wp else 0
             lane_offset = LANE_OFFSET_OF_HALF_WIDTH * 0.5 * (width[seg] * (1 - t) + width[nxt] * t)
             lateral = lateral_m[i, j] + min(max(lane * inside * lane_offset - lateral_m[i, j], -max_move_m), max_move_m)
             s_m[i, j], lateral_m[i, j] = s, lateral
-            h = heading[seg]
-            out_x[i, j] = center_x[seg] + t * vec_x[seg] - math.sin(h) * lateral
-            out_y[i, j] = center_y[seg] + t * vec_y[seg] + math.cos(h) * lateral
-            out_yaw[i, j] = h
+            out_x[i, j] = center_x[seg] + t * vec_x[seg] - heading_sin[seg] * lateral
+            out_y[i, j] = center_y[seg] + t * vec_y[seg] + heading_cos[seg] * lateral
+            out_yaw[i, j] = heading[seg]
 
 
 @numba.njit(cache=True, inline="always")
@@ -428,75 +459,122 @@ def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x
     return out
 
 
-@numba.njit(cache=True, inline="always")
-def _lower_ray_row(x0, y0, angles, i, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out, cw, sw):  # pragma: no cover - compiled
-    """Lower out[r] to the distance along ray r (from (x0, y0) at world angle angles[r]) to each rectangle of env i it hits.
-
-    A rectangle whose bounding circle lies beyond every ray's current reading, behind a ray or off its line, is skipped.
-    cw, sw: scratch for the rays' cos and sin, filled only when a rectangle is in reach. Returns whether out may have changed.
-    """
-    num_rays = angles.shape[0]
-    longest = 0.0
-    for r in range(num_rays):
-        longest = max(longest, out[r])
-    directions_ready = False
-    for j in range(obj_x.shape[1]):
-        hl, hw = obj_hl[i, j], obj_hw[i, j]
-        rx, ry = x0 - obj_x[i, j], y0 - obj_y[i, j]
-        radius = math.sqrt(hl * hl + hw * hw)
-        if math.sqrt(rx * rx + ry * ry) - radius >= longest:
-            continue
-        if not directions_ready:  # the rays' trig only for a car with an object in reach (most have none)
-            for r in range(num_rays):
-                cw[r], sw[r] = math.cos(angles[r]), math.sin(angles[r])
-            directions_ready = True
-        cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
-        px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
-        for r in range(num_rays):
-            if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
-                continue
-            # The ray's line passes farther from the centre than the bounding circle: no hit (most rays, cheaply).
-            if abs(rx * sw[r] - ry * cw[r]) > radius + _CULL_MARGIN_M:
-                continue
-            dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
-            # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
-            if abs(dx) < _EPS:
-                dx = _EPS
-            if abs(dy) < _EPS:
-                dy = _EPS
-            tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
-            ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
-            t_near = max(min(tx1, tx2), min(ty1, ty2))
-            t_far = min(max(tx1, tx2), max(ty1, ty2))
-            if t_near <= t_far and t_far >= 0.0:
-                t = max(t_near, 0.0)
-                if t < out[r]:
-                    out[r] = t
-    return directions_ready
-
-
 @numba.njit(cache=True)
 def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
-    """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method)."""
+    """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method).
+
+    A rectangle whose bounding circle lies beyond every ray's current reading, behind a ray or off its line, is skipped.
+    """
     num_rays = angles.shape[1]
     cw, sw = np.empty(num_rays), np.empty(num_rays)
     for k in range(rows.shape[0]):
-        _lower_ray_row(ox[k], oy[k], angles[k], rows[k], obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out[k], cw, sw)
+        i = rows[k]
+        longest = 0.0
+        for r in range(num_rays):
+            longest = max(longest, out[k, r])
+        directions_ready = False
+        for j in range(obj_x.shape[1]):
+            hl, hw = obj_hl[i, j], obj_hw[i, j]
+            rx, ry = ox[k] - obj_x[i, j], oy[k] - obj_y[i, j]
+            radius = math.sqrt(hl * hl + hw * hw)
+            if math.sqrt(rx * rx + ry * ry) - radius >= longest:
+                continue
+            if not directions_ready:  # the rays' trig only for a car with an object in reach (most have none)
+                for r in range(num_rays):
+                    cw[r], sw[r] = math.cos(angles[k, r]), math.sin(angles[k, r])
+                directions_ready = True
+            cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
+            px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
+            for r in range(num_rays):
+                if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
+                    continue
+                # The ray's line passes farther from the centre than the bounding circle: no hit (most rays, cheaply).
+                if abs(rx * sw[r] - ry * cw[r]) > radius + _CULL_MARGIN_M:
+                    continue
+                dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
+                # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
+                if abs(dx) < _EPS:
+                    dx = _EPS
+                if abs(dy) < _EPS:
+                    dy = _EPS
+                tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
+                ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
+                t_near = max(min(tx1, tx2), min(ty1, ty2))
+                t_far = min(max(tx1, tx2), max(ty1, ty2))
+                if t_near <= t_far and t_far >= 0.0:
+                    t = max(t_near, 0.0)
+                    if t < out[k, r]:
+                        out[k, r] = t
 
 
 @numba.njit(cache=True)
 def _lower_sensor_rays(rows, car_x, car_y, car_yaw, angles_rel, max_range_m, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, distances_m,
                        obs):  # pragma: no cover - compiled
-    """lower_rays_to_objects' pass: car rows[k]'s rays (yaw + angles_rel) lowered in distances_m[rows[k]], obs[k, :R] rewritten."""
+    """lower_rays_to_objects' pass: car rows[k]'s rays (yaw + angles_rel) lowered in distances_m[rows[k]], obs[k, :R] rewritten.
+
+    _rays_to_rectangles' tests, ray by ray, on the rays that can reach an object: a ray whose bearing is farther from the
+    object's than the object's bounding circle subtends (plus a slack far above rounding) passes it by, so it is skipped
+    before its trig is taken; a car's rays get their cos and sin once, when first needed.
+    """
     num_rays = angles_rel.shape[0]
-    angles, cw, sw = np.empty(num_rays), np.empty(num_rays), np.empty(num_rays)
+    tau = 2.0 * math.pi
+    cw, sw = np.empty(num_rays), np.empty(num_rays)
+    ready = np.zeros(num_rays, dtype=np.bool_)
     for k in range(rows.shape[0]):
         i = rows[k]
+        out = distances_m[i]
+        x0, y0, yaw = car_x[i], car_y[i], car_yaw[i]
+        longest = 0.0
         for r in range(num_rays):
-            angles[r] = car_yaw[i] + angles_rel[r]
-        if _lower_ray_row(car_x[i], car_y[i], angles, i, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, distances_m[i], cw, sw):
+            longest = max(longest, out[r])
+        ready[:] = False
+        lowered = False
+        for j in range(obj_x.shape[1]):
+            hl, hw = obj_hl[i, j], obj_hw[i, j]
+            rx, ry = x0 - obj_x[i, j], y0 - obj_y[i, j]
+            radius = math.sqrt(hl * hl + hw * hw)
+            dist = math.sqrt(rx * rx + ry * ry)
+            if dist - radius >= longest:
+                continue
+            reach = radius + _CULL_MARGIN_M
+            windowed = dist > 2.0 * reach  # else (next to the object) every ray is tested
+            half_window, bearing = 0.0, 0.0
+            if windowed:  # the rays within asin(reach / dist) of the object's bearing (relative to the heading) can meet it
+                half_window = math.asin(reach / dist) + _RAY_WINDOW_SLACK_RAD
+                bearing = math.atan2(-ry, -rx) - yaw
+            cb, sb = math.cos(obj_yaw[i, j]), math.sin(obj_yaw[i, j])
+            px, py = rx * cb + ry * sb, -rx * sb + ry * cb  # the origin in the rectangle's frame
             for r in range(num_rays):
-                obs[k, r] = distances_m[i, r] / max_range_m
+                if windowed:
+                    off = angles_rel[r] - bearing
+                    off -= tau * math.floor((off + math.pi) / tau)  # in [-pi, pi)
+                    if abs(off) > half_window:
+                        continue
+                if not ready[r]:
+                    angle = yaw + angles_rel[r]
+                    cw[r], sw[r] = math.cos(angle), math.sin(angle)
+                    ready[r] = True
+                if -(rx * cw[r] + ry * sw[r]) < -radius:  # the rectangle lies behind this ray
+                    continue
+                if abs(rx * sw[r] - ry * cw[r]) > reach:  # the ray's line passes the bounding circle by
+                    continue
+                dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
+                if abs(dx) < _EPS:  # parallel to a slab: a tiny component instead (as _rays_to_rectangles)
+                    dx = _EPS
+                if abs(dy) < _EPS:
+                    dy = _EPS
+                tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
+                ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
+                t_near = max(min(tx1, tx2), min(ty1, ty2))
+                t_far = min(max(tx1, tx2), max(ty1, ty2))
+                if t_near <= t_far and t_far >= 0.0:
+                    t = max(t_near, 0.0)
+                    if t < out[r]:
+                        out[r] = t
+                        lowered = True
+        if lowered:
+            for r in range(num_rays):
+                obs[k, r] = out[r] / max_range_m
 
 
 def lower_rays_to_objects(objects: RaceObjects, rows: np.ndarray, car_x: np.ndarray, car_y: np.ndarray, car_yaw: np.ndarray,
@@ -559,7 +637,8 @@ def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, ca
     location, heading_deg = np.empty((n, m, 2)), np.empty((n, m))
     in_camera = np.zeros(n, dtype=np.bool_)
     _object_params(*cars, backwards, objects.track.length_m, objects.frustum(camera, camera_fov_deg), st.s_m, st.x_m, st.y_m,
-                   st.yaw_rad, st.half_length_m, st.half_width_m, closest, location, heading_deg, in_camera)
+                   st.yaw_rad, st.half_length_m, st.half_width_m, objects._heading_yaw, objects._heading_deg, closest, location,
+                   heading_deg, in_camera)
     return ObjectParams(
         closest_objects=closest,
         objects_location_m=location,
@@ -583,9 +662,13 @@ def _car_column(value: Any, n: int, dtype: type) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s_m, x, y, yaw, hl, hw,
+def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s_m, x, y, yaw, hl, hw, heading_yaw, heading_deg,
                    out_closest, out_location, out_heading_deg, out_in_camera):  # pragma: no cover - compiled
-    """object_params' per-pair work: behind/ahead indices, locations, headings in (-180, 180], the ahead object in camera."""
+    """object_params' per-pair work: behind/ahead indices, locations, headings in (-180, 180], the ahead object in camera.
+
+    heading_deg (N, M) keeps each object's heading with the yaw heading_yaw it came from: boxes never turn and bots
+    turn only where their segment changes, so the trig is redone only for a yaw that differs (its sign of zero included).
+    """
     for i in range(s_m.shape[0]):
         behind, ahead = 0, 0
         far_m, near_m = -1.0, np.inf
@@ -599,7 +682,11 @@ def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s
             if a < near_m:
                 ahead, near_m = j, a
             out_location[i, j, 0], out_location[i, j, 1] = x[i, j], y[i, j]
-            out_heading_deg[i, j] = math.atan2(math.sin(yaw[i, j]), math.cos(yaw[i, j])) * (180.0 / math.pi)
+            turn = yaw[i, j]
+            if turn != heading_yaw[i, j] or math.copysign(1.0, turn) != math.copysign(1.0, heading_yaw[i, j]):
+                heading_deg[i, j] = math.atan2(math.sin(turn), math.cos(turn)) * (180.0 / math.pi)
+                heading_yaw[i, j] = turn
+            out_heading_deg[i, j] = heading_deg[i, j]
         if s_m.shape[1]:
             out_closest[i, 0], out_closest[i, 1] = behind, ahead
             out_in_camera[i] = footprint_in_view(frustum, car_x[i], car_y[i], math.cos(car_yaw[i]), math.sin(car_yaw[i]), x[i, ahead],
