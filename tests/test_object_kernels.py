@@ -20,6 +20,7 @@ from control.sim.objects import (
     lower_rays_to_objects,
     mark_collisions,
     object_params,
+    poses,
     ray_rectangle_distances,
     rectangles_overlap,
     spaced_distances_m,
@@ -149,3 +150,52 @@ def test_object_params_follow_the_camera_they_are_asked_for():
     assert not object_params(objects, *car, camera_fov_deg=20.0).object_in_camera[0]
     assert object_params(objects, *car, camera_fov_deg=120.0).object_in_camera[0]
     np.testing.assert_array_equal(objects.frustum(None, 120.0), frustum_constants(CameraSpec(fov_deg=120.0)))
+
+
+def _bots_on_the_track(num_envs: int = 40) -> RaceObjects:
+    config = parse_section(RaceConfig, {"type": "head_to_bot", "num_bots": 3, "min_distance_m": 3.0, "lane_change_s": [0.5, 1.5],
+                                        "bot_speed_mps": 2.0}, "env_config.race")
+    objects = RaceObjects(config, rectangle_track(), num_envs)
+    objects.reset(np.arange(num_envs), [np.random.default_rng(k) for k in range(num_envs)], np.linspace(0.0, 55.0, num_envs))
+    return objects
+
+
+def test_bots_step_along_their_lanes_whatever_segment_they_are_told_they_were_on():
+    """The segment each bot was on is only a hint: a wrong one (a pose written back by CARLA, a reset) gives the same step."""
+    told, scrambled = _bots_on_the_track(), _bots_on_the_track()
+    rng = np.random.default_rng(3)
+    track = told.track
+    for step in range(120):  # 8 s: laps wrap, lanes change
+        scrambled._segment_hint[:] = rng.integers(-3, track.num_waypoints + 3, scrambled._segment_hint.shape)
+        time_s = np.full(told.num_envs, (step + 1) * 1 / 15)
+        told.step(time_s, 1 / 15)
+        scrambled.step(time_s, 1 / 15)
+        for name in ("s_m", "lateral_m", "x_m", "y_m", "yaw_rad", "lane_changes_done"):
+            np.testing.assert_array_equal(getattr(told.state, name), getattr(scrambled.state, name), err_msg=name)
+    st = told.state
+    assert (st.lane_changes_done > 0).all()
+    x, y, yaw = told.poses()
+    ref_x, ref_y, ref_yaw = poses(track, st.s_m, st.lateral_m)
+    np.testing.assert_allclose(x, ref_x, atol=1e-12)  # the numpy pose of the same lap distance and offset
+    np.testing.assert_allclose(y, ref_y, atol=1e-12)
+    np.testing.assert_array_equal(yaw, ref_yaw)
+
+
+def test_object_headings_follow_yaws_written_from_outside():
+    """Headings are kept between steps, but a yaw set from outside (a CARLA actor's pose read back) is read anew."""
+    objects = _bots_on_the_track(6)
+    car = tuple(np.zeros(6) for _ in range(4))
+
+    def headings_deg() -> np.ndarray:
+        return object_params(objects, *car).objects_heading_deg
+
+    yaw = objects.state.yaw_rad
+    yaw[4, 0] = 0.0
+    np.testing.assert_allclose(headings_deg(), np.degrees(np.arctan2(np.sin(yaw), np.cos(yaw))), atol=1e-12)
+    yaw[2, 1] = 3.0 * math.pi / 2  # -90 degrees once wrapped
+    yaw[4, 0] = -0.0
+    yaw[5, 2] = 0.25
+    again = headings_deg()
+    assert again[2, 1] == pytest.approx(-90.0)
+    assert again[4, 0] == 0.0 and math.copysign(1.0, again[4, 0]) == -1.0  # the sign of zero is the yaw's
+    assert again[5, 2] == pytest.approx(math.degrees(0.25))
