@@ -172,6 +172,7 @@ class RaceObjects:
         if is_bot:
             self.state.lane_change_at_s = np.full((n, m, _MAX_LANE_CHANGES), np.inf)
         self._frustum_cache: tuple[Any, np.ndarray] | None = None  # (camera or fov, its frustum constants): see frustum()
+        self._flag_columns: list[np.ndarray | None] = [None, None]  # same_for_all's False and True columns
         # The bots' step: each bot's segment last step (a hint, checked before use) and the segments' heading cos and sin.
         self._segment_hint = np.zeros((n, m), dtype=np.int64)
         self._heading_cos, self._heading_sin = _cos_sin(self._track_columns[7])
@@ -252,6 +253,15 @@ class RaceObjects:
         """Footprints (x, y, yaw_rad, half_length_m, half_width_m), each (N, M)."""
         st = self.state
         return st.x_m, st.y_m, st.yaw_rad, st.half_length_m, st.half_width_m
+
+    def same_for_all(self, flag: bool) -> np.ndarray:
+        """A read-only (N,) bool column of `flag`, kept: the per-step path asks for the same one every step."""
+        column = self._flag_columns[bool(flag)]
+        if column is None:
+            column = np.full(self.num_envs, bool(flag))
+            column.flags.writeable = False
+            self._flag_columns[bool(flag)] = column
+        return column
 
     def frustum(self, camera: Any = None, camera_fov_deg: float = 120.0) -> np.ndarray:
         """frustum_constants of `camera` (a CameraSpec; None: DeepRacer's with camera_fov_deg), kept for the next call.
@@ -632,23 +642,17 @@ def object_params(objects: RaceObjects, car_x: np.ndarray, car_y: np.ndarray, ca
     st = objects.state
     n, m = st.s_m.shape
     cars = [_car_column(a, n, np.float64) for a in (car_x, car_y, car_yaw, car_s_m)]
-    backwards = _car_column(clockwise, n, np.bool_)
+    # One flag for every car (the race's case: objects sit on the driving track): a kept all-False / all-True column.
+    backwards = objects.same_for_all(clockwise) if isinstance(clockwise, (bool, np.bool_)) else _car_column(clockwise, n, np.bool_)
     closest = np.empty((n, 2 if m else 0), dtype=np.int64)
-    location, heading_deg = np.empty((n, m, 2)), np.empty((n, m))
-    in_camera = np.zeros(n, dtype=np.bool_)
+    location, left, speed, heading_deg = np.empty((n, m, 2)), np.empty((n, m), dtype=np.bool_), np.empty((n, m)), np.empty((n, m))
+    along, off_center, in_camera = np.empty((n, m)), np.empty((n, m)), np.zeros(n, dtype=np.bool_)
     _object_params(*cars, backwards, objects.track.length_m, objects.frustum(camera, camera_fov_deg), st.s_m, st.x_m, st.y_m,
-                   st.yaw_rad, st.half_length_m, st.half_width_m, objects._heading_yaw, objects._heading_deg, closest, location,
-                   heading_deg, in_camera)
-    return ObjectParams(
-        closest_objects=closest,
-        objects_location_m=location,
-        objects_left_of_center=st.lateral_m > 0,
-        objects_speed_mps=st.speed_mps.copy(),
-        objects_heading_deg=heading_deg,
-        objects_distance_m=st.s_m.copy(),
-        objects_distance_from_center_m=np.abs(st.lateral_m),
-        object_in_camera=in_camera,
-    )
+                   st.yaw_rad, st.half_length_m, st.half_width_m, st.lateral_m, st.speed_mps, objects._heading_yaw, objects._heading_deg,
+                   closest, location, left, speed, heading_deg, along, off_center, in_camera)
+    return ObjectParams(closest_objects=closest, objects_location_m=location, objects_left_of_center=left, objects_speed_mps=speed,
+                        objects_heading_deg=heading_deg, objects_distance_m=along, objects_distance_from_center_m=off_center,
+                        object_in_camera=in_camera)
 
 
 def _car_column(value: Any, n: int, dtype: type) -> np.ndarray:
@@ -662,9 +666,11 @@ def _car_column(value: Any, n: int, dtype: type) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s_m, x, y, yaw, hl, hw, heading_yaw, heading_deg,
-                   out_closest, out_location, out_heading_deg, out_in_camera):  # pragma: no cover - compiled
-    """object_params' per-pair work: behind/ahead indices, locations, headings in (-180, 180], the ahead object in camera.
+def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s_m, x, y, yaw, hl, hw, lateral, speed, heading_yaw,
+                   heading_deg, out_closest, out_location, out_left, out_speed, out_heading_deg, out_along, out_off_center,
+                   out_in_camera):  # pragma: no cover - compiled
+    """object_params' per-pair work: behind/ahead indices, locations, sides, speeds, headings in (-180, 180], lap distances,
+    distances from the centerline, and whether the ahead object is in camera.
 
     heading_deg (N, M) keeps each object's heading with the yaw heading_yaw it came from: boxes never turn and bots
     turn only where their segment changes, so the trig is redone only for a yaw that differs (its sign of zero included).
@@ -682,6 +688,8 @@ def _object_params(car_x, car_y, car_yaw, car_s, backwards, length_m, frustum, s
             if a < near_m:
                 ahead, near_m = j, a
             out_location[i, j, 0], out_location[i, j, 1] = x[i, j], y[i, j]
+            out_left[i, j], out_off_center[i, j] = lateral[i, j] > 0, abs(lateral[i, j])
+            out_speed[i, j], out_along[i, j] = speed[i, j], s_m[i, j]
             turn = yaw[i, j]
             if turn != heading_yaw[i, j] or math.copysign(1.0, turn) != math.copysign(1.0, heading_yaw[i, j]):
                 heading_deg[i, j] = math.atan2(math.sin(turn), math.cos(turn)) * (180.0 / math.pi)
