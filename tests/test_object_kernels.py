@@ -199,3 +199,18 @@ def test_object_headings_follow_yaws_written_from_outside():
     assert again[2, 1] == pytest.approx(-90.0)
     assert again[4, 0] == 0.0 and math.copysign(1.0, again[4, 0]) == -1.0  # the sign of zero is the yaw's
     assert again[5, 2] == pytest.approx(math.degrees(0.25))
+
+
+def test_reset_with_configured_places_draws_nothing():
+    """OBJECT_POSITIONS: every env gets the configured places and lanes, and its generator is not drawn from."""
+    track = rectangle_track()
+    config = parse_section(RaceConfig, {"type": "object_avoidance", "positions": [[0.1, 1], [0.7, -1], [0.45, 1]]}, "env_config.race")
+    objects = RaceObjects(config, track, num_envs=4)
+    rngs = [np.random.default_rng(k) for k in range(2)]
+    objects.reset(np.array([2, 0]), rngs, np.array([5.0, 30.0]))
+    st = objects.state
+    for row in (0, 2):
+        np.testing.assert_array_equal(st.s_m[row], [0.1 * track.length_m, 0.7 * track.length_m, 0.45 * track.length_m])
+        np.testing.assert_array_equal(st.start_lane[row], [1.0, -1.0, 1.0])
+    assert (st.s_m[[1, 3]] == 0.0).all()
+    assert [g.random() for g in rngs] == [np.random.default_rng(k).random() for k in range(2)]

@@ -173,6 +173,15 @@ class RaceObjects:
             self.state.lane_change_at_s = np.full((n, m, _MAX_LANE_CHANGES), np.inf)
         self._frustum_cache: tuple[Any, np.ndarray] | None = None  # (camera or fov, its frustum constants): see frustum()
         self._flag_columns: list[np.ndarray | None] = [None, None]  # same_for_all's False and True columns
+        # reset's constants: the draws each env's generator gives a placement, the placement's settings (_place_objects'
+        # order) and the configured places (fractions of the lap and lanes; empty when they are drawn).
+        lane_changes = is_bot and cfg.lane_changes
+        self._draws_per_env = (2 * m if cfg.positions is None else 0) + (m * _MAX_LANE_CHANGES if lane_changes else 0)
+        low_s, high_s = (float(v) for v in cfg.lane_change_s)
+        self._placement = np.array([cfg.positions is None, is_bot, lane_changes, cfg.min_distance_m, track.length_m, low_s,
+                                    high_s - low_s, cfg.bot_speed_mps, self._inside], dtype=np.float64)
+        fixed = np.array(cfg.positions if cfg.positions is not None else np.zeros((0, 2)), dtype=np.float64).reshape(-1, 2)
+        self._fixed_places = (np.ascontiguousarray(fixed[:, 0] * track.length_m), np.ascontiguousarray(fixed[:, 1]))
         # The bots' step: each bot's segment last step (a hint, checked before use) and the segments' heading cos and sin.
         self._segment_hint = np.zeros((n, m), dtype=np.int64)
         self._heading_cos, self._heading_sin = _cos_sin(self._track_columns[7])
@@ -197,29 +206,17 @@ class RaceObjects:
         if not len(rows):
             return
         spaced = cfg.positions is None
-        lane_changes = cfg.type == "head_to_bot" and cfg.lane_changes
         free_m = _free_length_m(m, length, cfg.min_distance_m) if spaced else 0.0
         # Each env's draws in one call on its generator, in the order the placement reads them (spacing, lanes, lane-change
         # intervals): Generator.uniform(lo, hi) is lo + (hi - lo) * random(), so the kernel turns them into the same values.
-        count = (2 * m if spaced else 0) + (m * _MAX_LANE_CHANGES if lane_changes else 0)
-        draws = np.empty((len(rows), count))
-        if count:
+        draws = np.empty((len(rows), self._draws_per_env))
+        if self._draws_per_env:
             for k, rng in enumerate(rngs):
                 rng.random(out=draws[k])
-        if not spaced:
-            st.s_m[rows] = [float(p[0]) * length for p in cfg.positions]
-            st.start_lane[rows] = [float(p[1]) for p in cfg.positions]
-        if cfg.type == "head_to_bot":
-            st.speed_mps[rows] = cfg.bot_speed_mps
-            if not lane_changes:
-                st.lane_change_at_s[rows] = np.inf
-        low_s, high_s = cfg.lane_change_s
-        _place_from_draws(rows, draws, starts, spaced, lane_changes, free_m, float(cfg.min_distance_m), float(length), float(low_s),
-                          float(high_s) - float(low_s), st.s_m, st.start_lane, st.lane_change_at_s)
-        st.lane_changes_done[rows] = 0
-        self._placed[rows] = True
-        # the geometry of every placed env in one compiled call: in its lane, and its pose
-        _place_in_lanes(rows, st.s_m, st.start_lane, self._inside, *self._track_columns, st.lateral_m, st.x_m, st.y_m, st.yaw_rad)
+        # Everything else of every placed env in one compiled call: places, lanes, speeds, lane-change times, poses.
+        _place_objects(rows, draws, starts, self._placement, free_m, *self._fixed_places, st.s_m, st.start_lane, st.speed_mps,
+                       st.lane_change_at_s, st.lane_changes_done, self._placed, *self._track_columns, st.lateral_m, st.x_m, st.y_m,
+                       st.yaw_rad)
 
     def step(self, time_s: np.ndarray, dt_s: float) -> None:
         """Advance every bot of every env by dt_s: along its lane's line at its speed, and sideways towards its lane.
@@ -307,6 +304,34 @@ def _place_from_draws(rows, draws, starts, spaced, lane_changes, free_m, min_dis
                 for c in range(num_changes):
                     total_s += low_s + range_s * draws[k, at + j * num_changes + c]
                     change_at_s[i, j, c] = total_s
+
+
+@numba.njit(cache=True)
+def _place_objects(rows, draws, starts, settings, free_m, fixed_s_m, fixed_lane, s_m, start_lane, speed_mps, change_at_s, changes_done,
+                   placed, cum_s, seg_len, width, center_x, center_y, vec_x, vec_y, heading, curvature, out_lateral, out_x, out_y,
+                   out_yaw):  # pragma: no cover - compiled
+    """RaceObjects.reset of envs `rows` from their draws: places (drawn or fixed_s_m / fixed_lane), bot speeds and lane-change
+    times, no lane change done, placed, and every object on its lane's line with its pose.
+
+    settings: spaced, bots, lane_changes (0 or 1), min_distance_m, length_m, lane-change low_s and range_s, bot speed, inside.
+    """
+    spaced, bots, lane_changes = settings[0] > 0, settings[1] > 0, settings[2] > 0
+    min_distance_m, length_m, low_s, range_s, bot_speed, inside = settings[3], settings[4], settings[5], settings[6], settings[7], settings[8]
+    _place_from_draws(rows, draws, starts, spaced, lane_changes, free_m, min_distance_m, length_m, low_s, range_s, s_m, start_lane,
+                      change_at_s)
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        for j in range(s_m.shape[1]):
+            if not spaced:
+                s_m[i, j], start_lane[i, j] = fixed_s_m[j], fixed_lane[j]
+            if bots:
+                speed_mps[i, j] = bot_speed
+                if not lane_changes:
+                    change_at_s[i, j, :] = np.inf
+            changes_done[i, j] = 0
+        placed[i] = True
+    _place_in_lanes(rows, s_m, start_lane, inside, cum_s, seg_len, width, center_x, center_y, vec_x, vec_y, heading, curvature,
+                    out_lateral, out_x, out_y, out_yaw)
 
 
 @numba.njit(cache=True)
