@@ -184,7 +184,7 @@ class RaceObjects:
         self._fixed_places = (np.ascontiguousarray(fixed[:, 0] * track.length_m), np.ascontiguousarray(fixed[:, 1]))
         # The bots' step: each bot's segment last step (a hint, checked before use) and the segments' heading cos and sin.
         self._segment_hint = np.zeros((n, m), dtype=np.int64)
-        self._heading_cos, self._heading_sin = _cos_sin(self._track_columns[7])
+        self._heading_cos, self._heading_sin = _cos_sin(np.ascontiguousarray(track.segment_heading_rad, dtype=np.float64))
         # object_params' headings in degrees, kept with the yaw they were computed from (recomputed where a yaw changed).
         self._heading_yaw = np.full((n, m), np.nan)
         self._heading_deg = np.zeros((n, m))
