@@ -59,13 +59,23 @@ def test_legacy_name_is_mapped_with_one_notice(old, value, attribute):
     ("vf_loss_coeff", 0.7, "vf_loss_coeff"),
     ("entropy_coeff", 0.01, "entropy_coeff"),
     ("clip_param", 0.1, "clip_param"),
-    ("vf_clip_param", 5.0, "vf_clip_param"),
+    ("vf_clip_param", 500.0, "vf_clip_param"),
     ("grad_clip", 40.0, "grad_clip"),
 ])
 def test_current_ppo_setting_reaches_the_config(key, value, attribute):
     config, resolved = build({key: value})
     assert getattr(config, attribute) == value
     assert resolved.notices == []
+
+
+def test_a_small_vf_clip_param_gets_a_notice_that_names_the_fix():
+    # RLlib clamps the value's squared error at vf_clip_param: at 10 a 15-min object-avoidance run's value net
+    # stopped learning and the policy collapsed. The setting still reaches RLlib; the notice says why to change it.
+    config, resolved = build({"vf_clip_param": 10.0})
+    assert config.vf_clip_param == 10.0
+    assert len(resolved.notices) == 1 and "vf_clip_param: 10000" in resolved.notices[0]
+    _, without_critic = build({"vf_clip_param": 10.0, "use_critic": False, "use_gae": False})
+    assert without_critic.notices == []
 
 
 def test_train_batch_size_sets_the_per_learner_batch_on_one_learner():

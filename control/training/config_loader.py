@@ -264,6 +264,7 @@ def resolve_config(raw: dict[str, Any], where: str = "config", launch_dir: Path 
 
     model_config = _resolve_model(model_raw, model_config, notices, where)
     _check_kl(settings, notices)
+    _check_vf_clip(settings, notices)
     env, env_config = _resolve_env(raw, where, launch_dir)
     _default_vectorize_mode(settings, env, env_config, where)
     _check_evaluation(settings, notices, where)
@@ -375,6 +376,18 @@ def _check_kl(settings: dict[str, Any], notices: list[str]) -> None:
     if settings.get("kl_coeff") == 0 and "use_kl_loss" not in settings:
         settings["use_kl_loss"] = False
         notices.append("'kl_coeff: 0' now also sets 'use_kl_loss: false'")
+
+
+VF_CLIP_NOTICE_BELOW = 100.0  # returns of a racing episode reach the 100s (about 1 per step, gamma 0.99)
+
+
+def _check_vf_clip(settings: dict[str, Any], notices: list[str]) -> None:
+    """A small vf_clip_param silently stops the value net learning: RLlib clamps its squared error, not the change."""
+    clip = settings.get("vf_clip_param")
+    if settings.get("use_critic", True) and isinstance(clip, (int, float)) and clip < VF_CLIP_NOTICE_BELOW:
+        notices.append(f"'vf_clip_param: {clip:g}' clamps the value loss (squared error) at {clip:g}, so the value net "
+                       f"stops learning returns more than {clip ** 0.5:.1f} off (racing returns reach the 100s) and long "
+                       "runs can collapse; the shipped configs use vf_clip_param: 10000 (off in effect)")
 
 
 def _check_evaluation(settings: dict[str, Any], notices: list[str], where: str) -> None:
