@@ -494,6 +494,24 @@ def ray_rectangle_distances(origins_m: np.ndarray, angles_rad: np.ndarray, obj_x
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _slab_hit_m(px, py, dx, dy, hl, hw):  # pragma: no cover - compiled
+    """Distance along the unit ray from (px, py) in direction (dx, dy), in the rectangle's frame, to the
+    rectangle |x| <= hl, |y| <= hw (0 from inside); inf when the ray misses it (the slab test)."""
+    # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
+    if abs(dx) < _EPS:
+        dx = _EPS
+    if abs(dy) < _EPS:
+        dy = _EPS
+    tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
+    ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
+    t_near = max(min(tx1, tx2), min(ty1, ty2))
+    t_far = min(max(tx1, tx2), max(ty1, ty2))
+    if t_near <= t_far and t_far >= 0.0:
+        return max(t_near, 0.0)
+    return math.inf
+
+
 @numba.njit(cache=True)
 def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj_hw, out):  # pragma: no cover - compiled
     """Lower out[k, r] to the distance along ray (k, r) to each rectangle of env rows[k] it hits (slab method).
@@ -526,20 +544,9 @@ def _rays_to_rectangles(rows, ox, oy, angles, obj_x, obj_y, obj_yaw, obj_hl, obj
                 # The ray's line passes farther from the centre than the bounding circle: no hit (most rays, cheaply).
                 if abs(rx * sw[r] - ry * cw[r]) > radius + _CULL_MARGIN_M:
                     continue
-                dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
-                # A direction parallel to a slab: a tiny component instead, so inf arithmetic decides (no 0/0).
-                if abs(dx) < _EPS:
-                    dx = _EPS
-                if abs(dy) < _EPS:
-                    dy = _EPS
-                tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
-                ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
-                t_near = max(min(tx1, tx2), min(ty1, ty2))
-                t_far = min(max(tx1, tx2), max(ty1, ty2))
-                if t_near <= t_far and t_far >= 0.0:
-                    t = max(t_near, 0.0)
-                    if t < out[k, r]:
-                        out[k, r] = t
+                t = _slab_hit_m(px, py, cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb, hl, hw)
+                if t < out[k, r]:
+                    out[k, r] = t
 
 
 @numba.njit(cache=True)
@@ -593,20 +600,10 @@ def _lower_sensor_rays(rows, car_x, car_y, car_yaw, angles_rel, max_range_m, obj
                     continue
                 if abs(rx * sw[r] - ry * cw[r]) > reach:  # the ray's line passes the bounding circle by
                     continue
-                dx, dy = cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb
-                if abs(dx) < _EPS:  # parallel to a slab: a tiny component instead (as _rays_to_rectangles)
-                    dx = _EPS
-                if abs(dy) < _EPS:
-                    dy = _EPS
-                tx1, tx2 = (-hl - px) / dx, (hl - px) / dx
-                ty1, ty2 = (-hw - py) / dy, (hw - py) / dy
-                t_near = max(min(tx1, tx2), min(ty1, ty2))
-                t_far = min(max(tx1, tx2), max(ty1, ty2))
-                if t_near <= t_far and t_far >= 0.0:
-                    t = max(t_near, 0.0)
-                    if t < out[r]:
-                        out[r] = t
-                        lowered = True
+                t = _slab_hit_m(px, py, cw[r] * cb + sw[r] * sb, -cw[r] * sb + sw[r] * cb, hl, hw)
+                if t < out[r]:
+                    out[r] = t
+                    lowered = True
         if lowered:
             for r in range(num_rays):
                 obs[k, r] = out[r] / max_range_m
