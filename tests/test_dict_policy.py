@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from control.errors import ConfigError
-from tests.test_export import CONFIGS, REPO, train_and_export
+from tests.test_export import CONFIGS, REPO, _recorded, train_and_export
 
 SMALL_CAMERA = {"width_px": 32, "height_px": 24}
 SMALL_CNN = [[8, [4, 4], 2], [16, [3, 3], 2]]  # 24x32 -> 12x16 -> 6x8 ('same' padding): 6 * 8 * 16 = 768 features
@@ -30,19 +30,6 @@ RUNS = {
                       "--set", f"env_config.reward={REPO / 'resources/rewards/object_avoidance_reward.py'}"],
 }
 EXPORT_OBSERVATIONS = 200
-
-
-def _recorded(results, name: str, steps: int, seed: int):
-    """The env, the checkpoint's torch policy, and the Dict observations and actions of `steps` steps it drove."""
-    from control.export.verify import record_observations
-    from control.rollout import inference
-
-    checkpoint = inference.resolve_checkpoint(None, name, results)
-    run = inference.load_run_config(checkpoint)
-    env = inference.make_env(run, {}, render=False)
-    policy = inference.Policy(checkpoint, observation_filter=run.observation_filter)
-    recording = record_observations(env, policy, steps, seed)
-    return env, policy, recording.observations, recording.actions
 
 
 def _space(name: str) -> gym.spaces.Dict:

@@ -47,23 +47,17 @@ def train_and_export(results: Path, runs: dict, observations: int) -> Path:
 
 
 def _recorded(results: Path, name: str, steps: int, seed: int):
-    """Observations the env emits while the torch policy (checkpoint, filter and all) drives, and its actions."""
+    """The env, the checkpoint's torch policy (filter and all), and the observations it met while driving `steps`
+    steps from reset(seed) (a Box: one array; a Dict: one array per key), with its actions."""
+    from control.export.verify import record_observations
     from control.rollout import inference
 
     checkpoint = inference.resolve_checkpoint(None, name, results)
     run = inference.load_run_config(checkpoint)
     env = inference.make_env(run, {}, render=False)
     policy = inference.Policy(checkpoint, observation_filter=run.observation_filter)
-    observations, actions = [], []
-    obs, _ = env.reset(seed=seed)
-    for _ in range(steps):
-        action = policy.compute_action(obs)
-        observations.append(obs)
-        actions.append(action)
-        obs, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            obs, _ = env.reset()
-    return env, policy, np.stack(observations), np.asarray(actions)
+    recording = record_observations(env, policy, steps, seed)
+    return env, policy, recording.observations, recording.actions
 
 
 def _onnx_outputs(model: Path, observations: np.ndarray) -> dict[str, np.ndarray]:

@@ -582,13 +582,10 @@ def _check_trainable_observation(resolved: ResolvedConfig, where: str) -> None:
     except ConfigError as exc:
         raise ConfigError(f"{where}: env_config.observation.type {kind!r}: {exc}") from None
     except (ValueError, TypeError, AssertionError) as exc:  # RLlib's CNN config rejects the image size
-        raise ConfigError(f"{where}: model_config does not fit the {describe_observation(space)} observation: "
+        from control.rollout.inference import describe_space
+
+        raise ConfigError(f"{where}: model_config does not fit the {describe_space(space)} observation: "
                           f"{_one_line(exc)}; set model_config.conv_filters for this image size") from None
-
-
-def describe_observation(space: Any) -> str:
-    """Dict(camera: (24, 32, 1), vlidar: (34,)): the keys and shapes, for one-line errors."""
-    return "Dict(" + ", ".join(f"{k}: {tuple(s.shape)}" for k, s in space.spaces.items()) + ")"
 
 
 def load_ppo_config(path: str | Path, overrides: list[str] | None = None) -> tuple[Any, ResolvedConfig]:
