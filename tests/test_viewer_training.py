@@ -17,7 +17,9 @@ from control.viewer.server import ViewerServer
 
 REPO = Path(__file__).resolve().parents[1]
 VLIDAR = REPO / "resources/configs/ppo_vlidar_config.yaml"
-TINY = ["train_batch_size=128", "minibatch_size=64", "num_epochs=1", "num_envs_per_env_runner=2",
+# 1,024 steps per iteration: two iterations must outlast one publish interval (0.25 s) even on a fast machine, or the
+# runners publish only one snapshot (128 steps per iteration did, once, at ~6,000 steps/s).
+TINY = ["train_batch_size=1024", "minibatch_size=128", "num_epochs=1", "num_envs_per_env_runner=2",
         "env_config.max_episode_steps=50"]
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(300)]
