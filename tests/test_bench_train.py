@@ -15,6 +15,7 @@ from control.bench.train_bench import (
     first_iteration_reaching,
     format_time_to_lap,
     iteration_cost,
+    iteration_split,
     per_iteration_timer,
     run_time_to_lap,
     timers_match_iterations,
@@ -114,6 +115,33 @@ def test_env_share_is_the_time_the_noop_env_does_not_spend():
     assert share.of_training == pytest.approx(1 - 2.001 / 5.001)
 
 
+def test_iteration_split_scales_per_call_timers_by_one_runners_vector_steps():
+    rows = _smoothed_rows([2.0, 2.0], [1.0, 1.5], [800, 800])
+    # The first iteration's calls were slow (warm-up); RLlib's moving averages still remember them.
+    per_call = [{"env_step_timer": 0.05, "rlmodule_inference_timer": 0.02, "connectors": (0.004, 0.003), "learner": 0.5},
+                {"env_step_timer": 0.01, "rlmodule_inference_timer": 0.004, "connectors": (0.001, 0.002), "learner": 0.25}]
+    smooth: dict[str, float] = {}
+    for row, calls in zip(rows, per_call, strict=True):
+        row["config"] = {"num_envs_per_env_runner": 8, "num_env_runners": 2}  # 800 steps = 2 runners x 8 cars x 50
+        values = {"env_step_timer": calls["env_step_timer"], "rlmodule_inference_timer": calls["rlmodule_inference_timer"],
+                  "e2m": calls["connectors"][0], "m2e": calls["connectors"][1]}
+        for key, x in values.items():
+            smooth[key] = x if key not in smooth else 0.99 ** 50 * smooth[key] + (1 - 0.99 ** 50) * x
+        smooth["learner"] = calls["learner"] if "learner" not in smooth else 0.99 * smooth["learner"] + 0.01 * calls["learner"]
+        row["env_runners"].update({"env_step_timer": smooth["env_step_timer"],
+                                   "rlmodule_inference_timer": smooth["rlmodule_inference_timer"],
+                                   "env_to_module_connector": {"connector_pipeline_timer": smooth["e2m"]},
+                                   "module_to_env_connector": {"connector_pipeline_timer": smooth["m2e"]}})
+        row["learners"] = {"__all_modules__": {"learner_connector": {"connector_pipeline_timer": smooth["learner"]}}}
+    split = iteration_split(rows)
+    assert split.batch_steps == 50
+    assert (split.env_step_s, split.inference_s, split.connectors_s) == pytest.approx((0.5, 0.2, 0.15))
+    assert split.sampling_s == pytest.approx(2.0) and split.sampling_other_s == pytest.approx(2.0 - 0.85)
+    assert split.learner_s == pytest.approx(1.5) and split.sgd_s == pytest.approx(1.25)
+    del rows[-1]["env_runners"]["env_step_timer"]  # an RLlib without the timer: no split rather than a wrong one
+    assert iteration_split(rows) is None
+
+
 def test_noop_env_has_the_racing_spaces_and_only_truncates():
     config = {"observation": {"type": "vlidar", "num_rays": 16}, "max_episode_steps": 7}
     racing = RacingEnv(config)
@@ -184,6 +212,15 @@ def test_env_share_compares_with_the_noop_env_of_the_same_config(unreached_run):
     assert share["env_share_of_sampling"] == pytest.approx(
         1 - share["real_sample_steps_per_s"] / share["noop_sample_steps_per_s"])
     assert "env share of sampling time ≈" in format_time_to_lap(out)
+
+
+def test_time_to_lap_prints_where_an_iteration_goes(unreached_run):
+    _, out = unreached_run
+    split = out["iteration_split"]
+    assert split["env_step_s"] > 0 and split["inference_s"] > 0 and split["sgd_s"] > 0
+    assert split["env_step_s"] + split["inference_s"] + split["connectors_s"] < split["sampling_s"]
+    text = format_time_to_lap(out)
+    assert "env step (render incl.)" in text and "SGD: forward + backward" in text
 
 
 def test_default_path_is_compared_with_the_one_car_per_env_path_in_the_same_run(unreached_run):

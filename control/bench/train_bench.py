@@ -181,6 +181,97 @@ def env_share(real: IterationCost, noop: IterationCost) -> EnvShare:
     return EnvShare(real.train_steps_per_s, noop.train_steps_per_s, real.sample_steps_per_s, noop.sample_steps_per_s)
 
 
+@dataclass
+class IterationSplit:
+    """Where one iteration's time goes, from RLlib's per-call timers (moving averages: approximate)."""
+
+    batch_steps: float  # vector-env steps per iteration (env steps / cars per runner)
+    sampling_s: float  # per iteration, RLlib's sampling timer
+    env_step_s: float  # the env's step (render and observation included)
+    inference_s: float  # the RLModule's forward pass in sampling (the CNN's, for a camera policy)
+    connectors_s: float  # env-to-module and module-to-env connector pipelines
+    learner_s: float  # per iteration, the learner's update
+    learner_connector_s: float  # the learner connector pipeline (GAE with its value forward pass)
+
+    @property
+    def sampling_other_s(self) -> float:
+        """RLlib's episode bookkeeping and everything else in sampling."""
+        return self.sampling_s - self.env_step_s - self.inference_s - self.connectors_s
+
+    @property
+    def sgd_s(self) -> float:
+        """The minibatch SGD: forward and backward passes (the CNN's), optimiser steps."""
+        return self.learner_s - self.learner_connector_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "sampling_other_s": self.sampling_other_s, "sgd_s": self.sgd_s}
+
+
+def _number(mapping: dict[str, Any], *keys: str) -> float:
+    value: Any = mapping
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def call_mean_in_last_iteration(rows: list[dict[str, Any]], keys: tuple[str, ...], calls: float,
+                                ema_coeff: float = RLLIB_TIMER_EMA_COEFF) -> float:
+    """The mean per call of an RLlib moving-average timer over the last iteration's `calls` calls.
+
+    m_after = (1 - a)^k m_before + (1 - (1 - a)^k) x for k calls of mean x; solved for x, so the
+    warm-up's slow first calls (compilation) do not weigh on a short run's figure.
+    """
+    after = _number(rows[-1], *keys)
+    if len(rows) < 2 or calls < 1:
+        return after
+    before = _number(rows[-2], *keys)
+    decay = (1.0 - ema_coeff) ** calls
+    return (after - decay * before) / (1.0 - decay)
+
+
+def iteration_split(rows: list[dict[str, Any]]) -> IterationSplit | None:
+    """The last iteration's split of sampling and learning time (per env runner), or None without timers.
+
+    RLlib's env-runner timers are per call (one vector-env step) and averaged over runners; times
+    one runner's batch steps of an iteration they give that part's time per iteration.
+    """
+    if not rows or not timers_match_iterations(rows):
+        return None
+    row = rows[-1]
+    config = row.get("config") or {}
+    cars_per_runner = int(config.get("num_envs_per_env_runner") or 1)
+    num_runners = max(1, int(config.get("num_env_runners") or 0))
+    steps = float((row.get("env_runners") or {}).get("num_env_steps_sampled") or 0.0)
+    batch_steps = steps / (cars_per_runner * num_runners)
+
+    def per_iteration(*keys: str) -> float:
+        return batch_steps * call_mean_in_last_iteration(rows, ("env_runners", *keys), batch_steps)
+
+    split = IterationSplit(
+        batch_steps=batch_steps, sampling_s=per_iteration_timer(rows, SAMPLING_TIMER)[-1],
+        env_step_s=per_iteration("env_step_timer"), inference_s=per_iteration("rlmodule_inference_timer"),
+        connectors_s=(per_iteration("env_to_module_connector", "connector_pipeline_timer")
+                      + per_iteration("module_to_env_connector", "connector_pipeline_timer")),
+        learner_s=per_iteration_timer(rows, "learner_update_timer")[-1],
+        learner_connector_s=call_mean_in_last_iteration(
+            rows, ("learners", "__all_modules__", "learner_connector", "connector_pipeline_timer"), 1))
+    return None if any(math.isnan(v) for v in asdict(split).values()) else split
+
+
+def format_split(split: dict[str, Any]) -> list[str]:
+    """The split as printed lines: seconds per iteration and shares of the iteration."""
+    total = split["sampling_s"] + split["learner_s"]
+    parts = [("sampling", split["sampling_s"]), ("  env step (render incl.)", split["env_step_s"]),
+             ("  policy forward (sampling)", split["inference_s"]), ("  connectors (sampling)", split["connectors_s"]),
+             ("  episodes and other", split["sampling_other_s"]), ("learner update", split["learner_s"]),
+             ("  learner connector (GAE)", split["learner_connector_s"]),
+             ("  SGD: forward + backward", split["sgd_s"])]
+    lines = [f"where an iteration goes (last iteration, {split['batch_steps']:.0f} vector-env steps; RLlib's moving-average "
+             "timers: approximate)"]
+    lines += [f"{name:<32}{seconds:>8.2f} s{100 * seconds / total:>6.0f} %" for name, seconds in parts]
+    return lines
+
+
 # --------------------------------------------------------------------------- the benchmark
 def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 100.0, cap_s: float = 300.0,
                     noop_iterations: int = 3, max_iterations: int | None = None,
@@ -207,6 +298,9 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
                            "run_folder": str(real.folder), "checkpoint": str(real.checkpoint) if real.checkpoint else None}
     real_cost = iteration_cost(lap_rows)
     out["real_cost"] = real_cost.as_dict()
+    split = iteration_split(lap_rows)
+    if split is not None:
+        out["iteration_split"] = split.as_dict()
     if noop_iterations > 0:
         print(f"no-op env with the same spaces: {noop_iterations} iterations", flush=True)
         noop_id = register_noop_env()
@@ -253,6 +347,8 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
         f"{'lap progress mean':<28}{format_optional(t['lap_progress_mean_pct'], '>10.1f')} %",
         f"{'training throughput':<28}{t['train_steps_per_s']:>8.0f} steps/s",
     ]
+    if "iteration_split" in out:
+        lines += format_split(out["iteration_split"])
     if "env_share" in out:
         s, n = out["env_share"], out["noop_cost"]
         lines += [
