@@ -162,6 +162,8 @@ def test_unknown_flag_values_are_one_line_errors(capsys):
     assert "bad duration" in capsys.readouterr().err
     assert cli.main(["train", "--config", "/nonexistent.yaml"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["train", "--reward", "racing_line"]) == 2  # it only replaces the quality runs' reward
+    assert "--reward goes with --quality" in capsys.readouterr().err
 
 
 def test_make_bench_runs_env_time_to_lap_and_tracks_by_default():
@@ -258,3 +260,29 @@ def test_roll_out_reports_laps_and_the_track_reference(unreached_run):
     assert rollout.best_lap_s == (min(rollout.lap_times_s) if rollout.lap_times_s else None)
     assert 0.0 <= rollout.mean_completion_pct <= 100.0
     assert rollout.ratio == lap_time_ratio(rollout.best_lap_s, reference_s)
+
+
+@pytest.mark.timeout(300)
+def test_quality_runs_train_with_the_reward_the_bench_names(ray_session, tmp_path, capsys):
+    """`--quality --reward racing_line`: the run's env_config holds that reward, and the table says so."""
+    from control.bench.lap_quality import run_quality
+
+    out = run_quality(VLIDAR_CONFIG, tmp_path, minutes=0.01, episodes=1, seed=0,
+                      overrides=[*TINY, "env_config.max_episode_steps=60", "env_config.reward=racing_line"])
+    (params,) = (tmp_path / "quality_default" / "train_1").glob("*/params.json")
+    assert json.loads(params.read_text())["env_config"]["reward"] == "racing_line"
+    assert out["config"].endswith("with reward racing_line") and len(out["tracks"]) == 1
+    assert "with reward racing_line" in capsys.readouterr().out
+
+
+def test_camera_baseline_is_the_camera_path_before_issue_13():
+    """`--camera` trains this baseline side by side: the overrides must still load and mean what they say."""
+    from control.bench.train_bench import CAMERA_BASELINE_OVERRIDES
+    from control.bench.training_runs import CAMERA_CONFIG
+    from control.training.config_loader import load_ppo_config
+
+    ppo, resolved = load_ppo_config(CAMERA_CONFIG, CAMERA_BASELINE_OVERRIDES)
+    assert "sync" in str(ppo.gym_env_vectorize_mode).lower()
+    assert (ppo.num_envs_per_env_runner, ppo.minibatch_size, ppo.num_epochs) == (8, 500, 6)
+    assert ppo.model_config["conv_filters"] == [[16, [8, 8], 4], [32, [4, 4], 2], [32, [3, 3], 2]]
+    assert resolved.torch_threads == 1

@@ -81,6 +81,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                        help="train the shipped race config (or --config) --minutes, then deterministic episodes with its objects: "
                             "object_avoidance, crash-free lap rate (target >= 90 %%) and best lap vs the same policy's time-trial "
                             "lap (<= 1.20x); head_to_bot, laps with no crash and every bot overtaken (>= 80 %%)")
+    group.add_argument("--reward", default=None,
+                       help="--quality: train with this reward instead of the config's (a built-in name such as "
+                            "racing_line, or a reward file)")
     group.add_argument("--minutes", type=float, default=15.0, help="--quality/--generalisation/--race training time, min (default 15)")
     group.add_argument("--episodes", type=int, default=5,
                        help="--quality/--generalisation rollout episodes per track, --race evaluation episodes (default 5)")
@@ -96,6 +99,8 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError("--minutes must be > 0, --episodes >= 1, --noop-iterations/--sync-iterations/--viewer-iterations >= 0 "
                         "and 0 < --progress <= 100")
     generalisation = args.generalisation or args.appearance
+    if args.reward is not None and not args.quality:
+        raise UserError("--reward goes with --quality (it replaces the config's env_config.reward for the lap-quality runs)")
     if not (args.quality or generalisation or args.race):
         from control.bench.train_bench import run_train_benchmark
 
@@ -116,7 +121,7 @@ def _train_run(args: argparse.Namespace) -> dict[str, Any]:
     return run_lap_quality_benchmark(config=args.config, quality=args.quality, all_tracks=args.all_tracks,
                                      generalisation=generalisation, minutes=args.minutes, episodes=args.episodes,
                                      bench_dir=args.bench_dir, seed=args.seed, camera=args.camera,
-                                     appearance=args.appearance, race=args.race)
+                                     appearance=args.appearance, race=args.race, reward=args.reward)
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:

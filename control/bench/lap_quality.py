@@ -197,7 +197,9 @@ def run_quality(config: Path, results_dir: Path, *, minutes: float, all_tracks: 
         rows.append({**rollout.as_dict(), "training_min": float(last["time_total_s"]) / 60.0,
                      "iterations": int(last["training_iteration"]),
                      "env_steps": int(last["num_env_steps_sampled_lifetime"])})
-    out = {"machine": machine_description(), "config": display_path(config), "minutes": minutes, "episodes": episodes,
+    reward = next((o.split("=", 1)[1] for o in overrides or [] if o.startswith("env_config.reward=")), None)
+    out = {"machine": machine_description(), "config": display_path(config) + (f" with reward {reward}" if reward else ""),
+           "minutes": minutes, "episodes": episodes,
            "laps_per_episode": QUALITY_LAPS, "goal_ratio": QUALITY_GOAL_RATIO, "optimal_goal_ratio": OPTIMAL_GOAL_RATIO,
            "tracks": rows}
     print(format_quality(out), flush=True)
@@ -381,7 +383,8 @@ def format_race(out: dict[str, Any]) -> str:
 def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = False, all_tracks: bool = False,
                               generalisation: bool = False, minutes: float = 15.0, episodes: int = 5,
                               bench_dir: str | None = None, seed: int | None = None, camera: bool = False,
-                              appearance: bool = False, race: str | None = None) -> dict[str, Any]:
+                              appearance: bool = False, race: str | None = None,
+                              reward: str | None = None) -> dict[str, Any]:
     """The `train --quality`, `train --generalisation [--camera] [--appearance]` and/or `train --race R` benchmarks, in a benchmark folder."""
     with benchmark_dir(bench_dir) as folder:
         results: dict[str, Any] = {}
@@ -390,7 +393,8 @@ def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = Fals
                                        seed=seed)
         if quality:
             results["quality"] = run_quality(config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
-                                             all_tracks=all_tracks, episodes=episodes, seed=seed)
+                                             all_tracks=all_tracks, episodes=episodes, seed=seed,
+                                             overrides=[f"env_config.reward={reward}"] if reward else None)
         if generalisation:
             default = CAMERA_PROCEDURAL_CONFIG if camera else PROCEDURAL_CONFIG
             results["generalisation"] = run_generalisation(config_path(config, default), folder, minutes=minutes,

@@ -273,15 +273,25 @@ def format_split(split: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the benchmark
+# The camera config's training path when issue 13 was filed (one car per env, one torch thread,
+# 8 cars, minibatches of 500, the 16-channel 8x8 first layer): `--camera` trains it side by side.
+CAMERA_BASELINE_OVERRIDES = [
+    "gym_env_vectorize_mode=sync", "torch_threads=1", "num_envs_per_env_runner=8", "minibatch_size=500", "num_epochs=6",
+    "model.conv_filters=[[16, [8, 8], 4], [32, [4, 4], 2], [32, [3, 3], 2]]",
+]
+CAMERA_BASELINE_LABEL = "the camera path before issue 13 (one car per env, 1 torch thread, 8 cars, 16-channel 8x8 CNN)"
+
+
 def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 100.0, cap_s: float = 300.0,
                     noop_iterations: int = 3, max_iterations: int | None = None,
                     overrides: list[str] | None = None, seed: int | None = None,
-                    sync_iterations: int = 0) -> dict[str, Any]:
+                    sync_iterations: int = 0, baseline_overrides: list[str] | None = None,
+                    baseline_label: str = "sync") -> dict[str, Any]:
     """Train `config` to the first iteration reaching progress_pct (or cap_s), then the no-op env; the figures.
 
-    sync_iterations > 0: also train that many iterations on the one-car-per-env path
-    (`gym_env_vectorize_mode: sync`) and compare its training throughput with the same iterations
-    of the default path, side by side in this run.
+    sync_iterations > 0: also train that many iterations on a baseline path (default: one car per
+    env, `gym_env_vectorize_mode: sync`; or `baseline_overrides`, named `baseline_label`) and compare
+    its training throughput with the same iterations of the config's path, side by side in this run.
     """
     from control.bench.noop_env import NOOP_OF_KEY, register_noop_env
     from control.training.config_loader import load_config_file
@@ -312,10 +322,10 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
         out["noop_cost"] = noop_cost.as_dict()
         out["env_share"] = share.as_dict()
     if sync_iterations > 0:
-        print(f"one car per env (gym_env_vectorize_mode: sync): {sync_iterations} iterations", flush=True)
+        baseline = baseline_overrides if baseline_overrides is not None else ["gym_env_vectorize_mode=sync"]
+        print(f"baseline, {baseline_label}: {sync_iterations} iterations", flush=True)
         sync = train_config(config, results_dir, "sync_vectorize", progress_pct=None, cap_s=max(cap_s, 60.0),
-                            max_iterations=sync_iterations, seed=seed,
-                            overrides=[*(overrides or []), "gym_env_vectorize_mode=sync"])
+                            max_iterations=sync_iterations, seed=seed, overrides=[*(overrides or []), *baseline])
         default_cost = iteration_cost(real.rows[:sync_iterations])
         sync_cost = iteration_cost(sync.rows)
         out["vectorize_comparison"] = {
@@ -323,6 +333,7 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
             "default_train_steps_per_s": default_cost.train_steps_per_s,
             "sync_train_steps_per_s": sync_cost.train_steps_per_s,
             "speedup": default_cost.train_steps_per_s / sync_cost.train_steps_per_s,
+            "baseline": baseline_label, "baseline_overrides": baseline,
         }
     print(format_time_to_lap(out), flush=True)
     return out
@@ -361,9 +372,10 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
         ]
     if "vectorize_comparison" in out:
         v = out["vectorize_comparison"]
+        baseline = "one car per env (sync)" if v.get("baseline", "sync") == "sync" else v["baseline"]
         lines += [
-            f"training steps/s, iterations 2..{v['iterations']}: default (native vector env) "
-            f"{v['default_train_steps_per_s']:.0f}  vs  one car per env (sync) {v['sync_train_steps_per_s']:.0f}"
+            f"training steps/s, iterations 2..{v['iterations']}: this config's path "
+            f"{v['default_train_steps_per_s']:.0f}  vs  {baseline} {v['sync_train_steps_per_s']:.0f}"
             f"  -> {v['speedup']:.2f}x",
         ]
     return "\n".join(lines)
@@ -375,7 +387,8 @@ def run_train_benchmark(*, camera: bool = False, config: str | None = None, cap_
     """The `train` benchmark's default: time to lap of the vlidar (or camera, or any) config."""
     path = config_path(config, CAMERA_CONFIG if camera else VLIDAR_CONFIG)
     cap = cap_s if cap_s is not None else (30 * 60.0 if camera else 5 * 60.0)
+    baseline = {"baseline_overrides": CAMERA_BASELINE_OVERRIDES, "baseline_label": CAMERA_BASELINE_LABEL} if camera else {}
     with benchmark_dir(bench_dir) as folder:
         return {"time_to_lap": run_time_to_lap(path, folder, progress_pct=progress_pct, cap_s=cap,
                                                noop_iterations=noop_iterations, seed=seed,
-                                               sync_iterations=sync_iterations)}
+                                               sync_iterations=sync_iterations, **baseline)}
