@@ -92,3 +92,39 @@ def test_example_reward_file_loads_a_community_line_file(oval_line, tmp_path, mo
     monkeypatch.setenv("RACING_LINE_FILE", str(tmp_path / "line.npy"))
     fn = load_reward_function(str(EXAMPLE))
     _assert_highest_on_line_at_its_speed(lambda p: fn(p)["reward_function"], track, line)
+
+
+def test_batched_racing_line_scores_each_car_against_its_own_tracks_line(monkeypatch, tmp_path):
+    """The env's vectorised path gives every car exactly what the per-car (reward-file API) path gives it."""
+    from control.env.rewards import racing_line_reward, racing_line_rewards
+
+    monkeypatch.setenv("RACELINE_CACHE_DIR", str(tmp_path))
+    tracks = [Track.load("oval"), Track.load("hairpins")]
+    waypoints = [t.waypoints_list() for t in tracks]
+    rng = np.random.default_rng(0)
+    cars = [(k, tracks[k].center_m[j] + rng.normal(0.0, 0.1, 2), rng.uniform(0.5, 4.0))
+            for k, j in [(0, 3), (1, 10), (0, 40), (1, 77), (1, 120), (0, 90)]]
+    params = {"x": np.array([c[1][0] for c in cars]), "y": np.array([c[1][1] for c in cars]),
+              "speed": np.array([c[2] for c in cars]),
+              "track_width": np.array([float(tracks[c[0]].width_m[0]) for c in cars])}
+    batched = racing_line_rewards(params, [waypoints[c[0]] for c in cars])["racing_line"]
+    for i, (k, _, _) in enumerate(cars):
+        one = {key: float(v[i]) for key, v in params.items()} | {"waypoints": waypoints[k]}
+        assert batched[i] == pytest.approx(racing_line_reward(one)["racing_line"], rel=1e-12, abs=1e-12)
+    assert len(set(np.round(batched, 9))) == len(cars)  # the cars really differ
+
+
+def test_vector_env_rewards_racing_line_per_car_as_the_reward_file_api_would(monkeypatch, tmp_path):
+    from control.env.rewards import racing_line_reward
+    from control.env.vector_env import RacingVectorEnv
+
+    monkeypatch.setenv("RACELINE_CACHE_DIR", str(tmp_path))
+    env = RacingVectorEnv({"track": "oval", "reward": "racing_line", "start": {"mode": "random"}}, num_envs=4)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        _, rewards, terminated, truncated, _ = env.step(rng.uniform(-0.3, 1.0, (4, 2)).astype(np.float32))
+        for i in np.flatnonzero(~(terminated | truncated)):
+            expected = racing_line_reward(env.race.car_params(int(i), waypoints=True))["racing_line"]
+            assert rewards[i] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    env.close()

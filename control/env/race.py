@@ -19,7 +19,7 @@ from gymnasium.utils import seeding
 from control.env.actions import make_action_type
 from control.env.episode import STATUS, STATUS_NAMES, EpisodeStep, EpisodeTracker, step_episodes
 from control.env.observations import camera_settings, make_observation_type
-from control.env.rewards import builtin_reward, evaluate_reward, load_reward_function
+from control.env.rewards import TRACK_BUILTIN_REWARDS, builtin_reward, evaluate_reward, load_reward_function
 from control.errors import RewardFunctionError
 from control.sim.base import BatchedSimulator, CarStates, SimulatorError
 from control.sim.objects import ObjectParams, RaceConfig, RaceObjects, mark_collisions, object_params
@@ -41,7 +41,9 @@ class RaceBatch:
         self.worker_index, self.vector_index, self.is_evaluation = worker_index, vector_index, is_evaluation
         self.observation_type = make_observation_type(self.config["observation"])
         self.action_type = make_action_type(self.config["action"])
-        self.user_reward = None if self.config["reward"] in _builtin_names() else load_reward_function(self.config["reward"])
+        self.track_reward = TRACK_BUILTIN_REWARDS.get(self.config["reward"])  # over arrays, with each car's waypoints
+        self.user_reward = (None if self.config["reward"] in _builtin_names() or self.track_reward is not None
+                            else load_reward_function(self.config["reward"]))
         self._builtin_reward = None
         self.keep_trails = keep_trails
         self.sim: BatchedSimulator | None = None  # built on the first reset: a CARLA server starts only then
@@ -420,18 +422,20 @@ class RaceBatch:
             out.update(objects.car_dict(i))
         out["projection_distance"] = float(p["projection_distance"][i])
         if waypoints:
-            track = self.driving_tracks[i]
-            cached = track.__dict__.get("_waypoints_list")
-            if cached is None:
-                cached = track._waypoints_list = track.waypoints_list()
-            out["waypoints"] = cached
+            out["waypoints"] = _waypoints_list(self.driving_tracks[i])
         return out
+
+    def _waypoints_per_car(self) -> list[list[list[float]]]:
+        """Each car's driving track's waypoints as DeepRacer's list, one list object per track (cached on it)."""
+        return [_waypoints_list(track) for track in self.driving_tracks]
 
     def _rewards(self, skip: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Rewards (N,) and their components; built-ins over arrays, a user file once per car (not for cars in `skip`)."""
         if self.user_reward is None:
             try:
-                components = {k: _column(v, self.num_cars) for k, v in self._builtin_reward(self.params).items()}
+                raw = (self.track_reward(self.params, self._waypoints_per_car()) if self.track_reward is not None
+                       else self._builtin_reward(self.params))
+                components = {k: _column(v, self.num_cars) for k, v in raw.items()}
             except Exception as exc:
                 raise RewardFunctionError(f"reward function raised {type(exc).__name__}: {exc} at step {self.tracker.steps.tolist()}") from exc
             values = list(components.values())
@@ -625,6 +629,14 @@ def _column(value: Any, n: int) -> np.ndarray:
     """A reward component as an (n,) float64 array (a scalar is broadcast)."""
     a = np.asarray(value, dtype=np.float64)
     return a if a.shape == (n,) else np.broadcast_to(a, (n,))
+
+
+def _waypoints_list(track: Track) -> list[list[float]]:
+    """The track's waypoints as DeepRacer's list, built once and kept on the track (one object per track)."""
+    cached = track.__dict__.get("_waypoints_list")
+    if cached is None:
+        cached = track._waypoints_list = track.waypoints_list()
+    return cached
 
 
 def _builtin_names() -> tuple[str, ...]:
