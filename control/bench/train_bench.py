@@ -268,7 +268,9 @@ def format_split(split: dict[str, Any]) -> list[str]:
              ("  SGD: forward + backward", split["sgd_s"])]
     lines = [f"where an iteration goes (last iteration, {split['batch_steps']:.0f} vector-env steps; RLlib's moving-average "
              "timers: approximate)"]
-    lines += [f"{name:<32}{seconds:>8.2f} s{100 * seconds / total:>6.0f} %" for name, seconds in parts]
+    # The parts are per-call averages: their sum can exceed the exact sampling time a little, so the
+    # rest is shown as at least 0 rather than as a negative time.
+    lines += [f"{name:<32}{max(seconds, 0.0):>8.2f} s{100 * max(seconds, 0.0) / total:>6.0f} %" for name, seconds in parts]
     return lines
 
 
