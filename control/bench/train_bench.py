@@ -226,7 +226,8 @@ def call_mean_in_last_iteration(rows: list[dict[str, Any]], keys: tuple[str, ...
         return after
     before = _number(rows[-2], *keys)
     decay = (1.0 - ema_coeff) ** calls
-    return (after - decay * before) / (1.0 - decay)
+    mean = (after - decay * before) / (1.0 - decay)
+    return mean if math.isnan(mean) else max(0.0, mean)  # noise in a short run must not read as negative time
 
 
 def iteration_split(rows: list[dict[str, Any]]) -> IterationSplit | None:
