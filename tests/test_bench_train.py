@@ -269,7 +269,7 @@ def test_quality_runs_train_with_the_reward_the_bench_names(ray_session, tmp_pat
     from control.bench.lap_quality import run_quality
 
     out = run_quality(VLIDAR_CONFIG, tmp_path, minutes=0.01, episodes=1, seed=0,
-                      overrides=[*TINY, "env_config.max_episode_steps=60", "env_config.reward=racing_line"])
+                      overrides=[*TINY, "env_config.max_episode_steps=60"], reward="racing_line")
     (params,) = (tmp_path / "quality_default" / "train_1").glob("*/params.json")
     assert json.loads(params.read_text())["env_config"]["reward"] == "racing_line"
     assert out["config"].endswith("with reward racing_line") and len(out["tracks"]) == 1

@@ -178,8 +178,11 @@ def roll_out(checkpoint: Path, episodes: int, *, track: str | None = None, laps:
 
 
 def run_quality(config: Path, results_dir: Path, *, minutes: float, all_tracks: bool = False, episodes: int = 5,
-                seed: int | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Train `config` for `minutes` (one policy per bundled track with all_tracks), roll out, compare to the reference."""
+                seed: int | None = None, overrides: list[str] | None = None, reward: str | None = None) -> dict[str, Any]:
+    """Train `config` for `minutes` (one policy per bundled track with all_tracks), roll out, compare to the reference.
+
+    reward: train with this env_config.reward instead of the config's (`--quality --reward`).
+    """
     from control.track.track import bundled_track_names
 
     tracks: list[str | None] = list(bundled_track_names()) if all_tracks else [None]
@@ -187,7 +190,7 @@ def run_quality(config: Path, results_dir: Path, *, minutes: float, all_tracks: 
     for track in tracks:
         label = track or "the config's track"
         print(f"quality: training {config.name} on {label} for {minutes:g} min", flush=True)
-        extra = [f"env_config.track={track}"] if track else []
+        extra = ([f"env_config.track={track}"] if track else []) + ([f"env_config.reward={reward}"] if reward else [])
         run = train_config(config, results_dir, f"quality_{track or 'default'}", progress_pct=None,
                            cap_s=minutes * 60.0, overrides=[*(overrides or []), *extra], seed=seed)
         if run.checkpoint is None:
@@ -197,7 +200,6 @@ def run_quality(config: Path, results_dir: Path, *, minutes: float, all_tracks: 
         rows.append({**rollout.as_dict(), "training_min": float(last["time_total_s"]) / 60.0,
                      "iterations": int(last["training_iteration"]),
                      "env_steps": int(last["num_env_steps_sampled_lifetime"])})
-    reward = next((o.split("=", 1)[1] for o in overrides or [] if o.startswith("env_config.reward=")), None)
     out = {"machine": machine_description(), "config": display_path(config) + (f" with reward {reward}" if reward else ""),
            "minutes": minutes, "episodes": episodes,
            "laps_per_episode": QUALITY_LAPS, "goal_ratio": QUALITY_GOAL_RATIO, "optimal_goal_ratio": OPTIMAL_GOAL_RATIO,
@@ -394,7 +396,7 @@ def run_lap_quality_benchmark(*, config: str | None = None, quality: bool = Fals
         if quality:
             results["quality"] = run_quality(config_path(config, VLIDAR_CONFIG), folder, minutes=minutes,
                                              all_tracks=all_tracks, episodes=episodes, seed=seed,
-                                             overrides=[f"env_config.reward={reward}"] if reward else None)
+                                             reward=reward)
         if generalisation:
             default = CAMERA_PROCEDURAL_CONFIG if camera else PROCEDURAL_CONFIG
             results["generalisation"] = run_generalisation(config_path(config, default), folder, minutes=minutes,

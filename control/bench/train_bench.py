@@ -207,10 +207,10 @@ class IterationSplit:
         return {**asdict(self), "sampling_other_s": self.sampling_other_s, "sgd_s": self.sgd_s}
 
 
-def _number(mapping: dict[str, Any], *keys: str) -> float:
-    value: Any = mapping
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
+def _number(row: dict[str, Any], keys: tuple[str, ...]) -> float:
+    from control.training.stop import result_value
+
+    value = result_value(row, keys)
     return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
@@ -221,10 +221,10 @@ def call_mean_in_last_iteration(rows: list[dict[str, Any]], keys: tuple[str, ...
     m_after = (1 - a)^k m_before + (1 - (1 - a)^k) x for k calls of mean x; solved for x, so the
     warm-up's slow first calls (compilation) do not weigh on a short run's figure.
     """
-    after = _number(rows[-1], *keys)
+    after = _number(rows[-1], keys)
     if len(rows) < 2 or calls < 1:
         return after
-    before = _number(rows[-2], *keys)
+    before = _number(rows[-2], keys)
     decay = (1.0 - ema_coeff) ** calls
     mean = (after - decay * before) / (1.0 - decay)
     return mean if math.isnan(mean) else max(0.0, mean)  # noise in a short run must not read as negative time
@@ -271,7 +271,8 @@ def format_split(split: dict[str, Any]) -> list[str]:
              "timers: approximate)"]
     # The parts are per-call averages: their sum can exceed the exact sampling time a little, so the
     # rest is shown as at least 0 rather than as a negative time.
-    lines += [f"{name:<32}{max(seconds, 0.0):>8.2f} s{100 * max(seconds, 0.0) / total:>6.0f} %" for name, seconds in parts]
+    shown = [(name, max(seconds, 0.0)) for name, seconds in parts]
+    lines += [f"{name:<32}{seconds:>8.2f} s{100 * seconds / total:>6.0f} %" for name, seconds in shown]
     return lines
 
 
@@ -289,7 +290,7 @@ def run_time_to_lap(config: Path, results_dir: Path, *, progress_pct: float = 10
                     noop_iterations: int = 3, max_iterations: int | None = None,
                     overrides: list[str] | None = None, seed: int | None = None,
                     sync_iterations: int = 0, baseline_overrides: list[str] | None = None,
-                    baseline_label: str = "sync") -> dict[str, Any]:
+                    baseline_label: str = "one car per env (sync)") -> dict[str, Any]:
     """Train `config` to the first iteration reaching progress_pct (or cap_s), then the no-op env; the figures.
 
     sync_iterations > 0: also train that many iterations on a baseline path (default: one car per
@@ -375,10 +376,9 @@ def format_time_to_lap(out: dict[str, Any]) -> str:
         ]
     if "vectorize_comparison" in out:
         v = out["vectorize_comparison"]
-        baseline = "one car per env (sync)" if v.get("baseline", "sync") == "sync" else v["baseline"]
         lines += [
             f"training steps/s, iterations 2..{v['iterations']}: this config's path "
-            f"{v['default_train_steps_per_s']:.0f}  vs  {baseline} {v['sync_train_steps_per_s']:.0f}"
+            f"{v['default_train_steps_per_s']:.0f}  vs  {v['baseline']} {v['sync_train_steps_per_s']:.0f}"
             f"  -> {v['speedup']:.2f}x",
         ]
     return "\n".join(lines)

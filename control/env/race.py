@@ -8,6 +8,7 @@ observations read.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -41,9 +42,7 @@ class RaceBatch:
         self.worker_index, self.vector_index, self.is_evaluation = worker_index, vector_index, is_evaluation
         self.observation_type = make_observation_type(self.config["observation"])
         self.action_type = make_action_type(self.config["action"])
-        self.track_reward = TRACK_BUILTIN_REWARDS.get(self.config["reward"])  # over arrays, with each car's waypoints
-        self.user_reward = (None if self.config["reward"] in _builtin_names() or self.track_reward is not None
-                            else load_reward_function(self.config["reward"]))
+        self.user_reward = None if self.config["reward"] in _builtin_names() else load_reward_function(self.config["reward"])
         self._builtin_reward = None
         self.keep_trails = keep_trails
         self.sim: BatchedSimulator | None = None  # built on the first reset: a CARLA server starts only then
@@ -158,7 +157,9 @@ class RaceBatch:
             request = SimulatorRequest(self.config, self.num_cars, camera_settings(self.observation_type), first_track,
                                        self.worker_index, self.vector_index, self.is_evaluation)
             self.sim = SIMULATORS[self.config["simulator"]].make(request)
-            self._builtin_reward = builtin_reward(self.config["reward"], self.sim.limits.max_speed_mps)
+            track_reward = TRACK_BUILTIN_REWARDS.get(self.config["reward"])  # over arrays, with each car's waypoints
+            self._builtin_reward = (builtin_reward(self.config["reward"], self.sim.limits.max_speed_mps) if track_reward is None
+                                    else functools.partial(self._with_waypoints, track_reward))
 
     # ----------------------------------------------------------------- reset
     def _place_cars(self, idx: np.ndarray, seeds: list[int | None] | None, options: Mapping[str, Any]) -> None:
@@ -425,6 +426,10 @@ class RaceBatch:
             out["waypoints"] = _waypoints_list(self.driving_tracks[i])
         return out
 
+    def _with_waypoints(self, track_reward: Any, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """A built-in that needs each car's track, called with the cars' waypoints lists."""
+        return track_reward(params, self._waypoints_per_car())
+
     def _waypoints_per_car(self) -> list[list[list[float]]]:
         """Each car's driving track's waypoints as DeepRacer's list, one list object per track (cached on it)."""
         return [_waypoints_list(track) for track in self.driving_tracks]
@@ -433,9 +438,7 @@ class RaceBatch:
         """Rewards (N,) and their components; built-ins over arrays, a user file once per car (not for cars in `skip`)."""
         if self.user_reward is None:
             try:
-                raw = (self.track_reward(self.params, self._waypoints_per_car()) if self.track_reward is not None
-                       else self._builtin_reward(self.params))
-                components = {k: _column(v, self.num_cars) for k, v in raw.items()}
+                components = {k: _column(v, self.num_cars) for k, v in self._builtin_reward(self.params).items()}
             except Exception as exc:
                 raise RewardFunctionError(f"reward function raised {type(exc).__name__}: {exc} at step {self.tracker.steps.tolist()}") from exc
             values = list(components.values())
@@ -642,4 +645,4 @@ def _waypoints_list(track: Track) -> list[list[float]]:
 def _builtin_names() -> tuple[str, ...]:
     from control.env.rewards import BUILTIN_REWARDS
 
-    return tuple(BUILTIN_REWARDS)
+    return (*BUILTIN_REWARDS, *TRACK_BUILTIN_REWARDS)

@@ -120,9 +120,8 @@ def _line_for_params(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
 
 def racing_line_reward(params: Mapping[str, Any], max_speed_mps: float = DEEPRACER_LIMITS.max_speed_mps) -> dict[str, Any]:
     """Distance to the track's minimum-time racing line and speed against its profile (one car's params)."""
-    line_xy, line_speed = _line_for_params(params)
-    distance, v_line = line_distance_and_speed(params["x"], params["y"], line_xy, line_speed)
-    return {"racing_line": racing_line_score(distance, params["speed"], v_line, params["track_width"], max_speed_mps)}
+    one_car = {key: np.reshape(np.asarray(params[key], dtype=np.float64), -1)[:1] for key in ("x", "y", "speed", "track_width")}
+    return {"racing_line": racing_line_rewards(one_car, [params["waypoints"]], max_speed_mps)["racing_line"][0]}
 
 
 def racing_line_rewards(params: Mapping[str, Any], waypoints_per_car: Sequence[Any],

@@ -96,7 +96,8 @@ def stop_conditions_from(section: dict[str, Any] | None, where: str) -> StopCond
     return StopConditions(iteration=stop.iteration, duration_s=stop.duration, timesteps=stop.timesteps, progress=progress)
 
 
-def _nested(result: dict[str, Any], path: str | tuple[str, ...]) -> Any:
+def result_value(result: dict[str, Any], path: str | tuple[str, ...]) -> Any:
+    """The value at `path` (a key or a tuple of nested keys) of a Tune result, or None where it is missing."""
     node: Any = result
     for part in (path,) if isinstance(path, str) else path:
         if not isinstance(node, dict) or part not in node:
@@ -117,8 +118,8 @@ class RunStopper(Stopper):
         """True when any condition is met; remembers why in `reason`."""
         c = self.conditions
         iteration = result.get("training_iteration")
-        timesteps = _nested(result, TIMESTEPS_METRIC)
-        progress = _nested(result, PROGRESS_METRIC)
+        timesteps = result_value(result, TIMESTEPS_METRIC)
+        progress = result_value(result, PROGRESS_METRIC)
         elapsed_s = time.monotonic() - self._start_s
         if c.iteration is not None and iteration is not None and iteration >= c.iteration:
             self.reason = f"reached iteration {iteration}"
