@@ -120,6 +120,33 @@ def test_colours_map_every_palette_class_and_keep_foreign_pixels():
     assert not np.array_equal(out[0, 0, :5, 0], PALETTE_GRAY)
 
 
+def _per_pixel_looks(looks: CameraAppearance, frames: np.ndarray, cars: np.ndarray) -> np.ndarray:
+    """The looks' colour and tone stages written out pixel by pixel (noise and blur off): what apply's tables must equal."""
+    out = np.empty(frames.shape, dtype=np.uint8)
+    for i, car in enumerate(cars.tolist()):
+        for y, x in np.ndindex(*frames.shape[1:3]):
+            pixel = frames[i, y, x].astype(np.float32)
+            known = np.flatnonzero(looks.base_palette[:, 0] == pixel[0])
+            value = looks.palettes[car, known[0]] if len(known) else pixel
+            v = np.clip((value / 255 - 0.5) * looks.contrast[car] + 0.5 + looks.brightness[car], 0, 1) ** looks.gamma[car]
+            out[i, y, x] = np.clip(np.rint(v * 255), 0, 255)
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_looks_tables_equal_the_per_pixel_colour_and_tone(channels):
+    settings = AppearanceRandomization(enabled=True, noise_std=0.0, blur=0.0).model_dump()
+    looks = CameraAppearance(settings, channels=channels)
+    looks.redraw(np.arange(3), [np.random.default_rng(seed) for seed in range(3)], num_cars=3)
+    rng = np.random.default_rng(9)
+    palette = looks.base_palette.astype(np.uint8)
+    frames = palette[rng.integers(0, len(palette), size=(2, 5, 7))]  # (2, 5, 7, C) class colours ...
+    frames[:, 0, :] = rng.integers(0, 256, size=(2, 7, channels))  # ... and a row of arbitrary (mostly foreign) values
+    cars = np.array([2, 0])
+    out = looks.apply(frames, cars)
+    np.testing.assert_allclose(out.astype(int), _per_pixel_looks(looks, frames, cars).astype(int), atol=1)
+
+
 def test_box_blur_keeps_a_flat_image_and_smooths_an_edge():
     flat = np.full((1, 4, 4, 1), 0.5, dtype=np.float32)
     np.testing.assert_allclose(box_blur3(flat), flat)

@@ -1,4 +1,4 @@
-"""Random-shift augmentation (RAD): the array op, the learner connector piece, the config section, a tiny PPO run."""
+"""Random-shift augmentation (RAD and DrAC): the array op, the learner connector piece, the config section, tiny PPO runs."""
 from __future__ import annotations
 
 import re
@@ -49,6 +49,15 @@ def test_random_shift_is_per_frame_and_seeded():
     assert len({a[i].tobytes() for i in range(32)}) > 1  # each frame has its own offset
 
 
+def test_a_vertical_shift_moves_rows_only():
+    frames = _frames(shape=(64, 12, 16, 2))
+    out = random_shift(frames, 3, np.random.default_rng(5), axes="vertical")
+    assert out.shape == frames.shape and out.dtype == frames.dtype
+    padded = np.pad(frames, ((0, 0), (3, 3), (0, 0), (0, 0)), mode="edge")
+    offsets = [next(dy for dy in range(7) if np.array_equal(out[i], padded[i, dy:dy + 12])) for i in range(64)]
+    assert len(set(offsets)) > 1  # every frame is a whole-width window of its rows, at its own offset
+
+
 def test_random_shift_keeps_leading_time_axis():
     frames = _frames(shape=(2, 3, 12, 16, 1))
     assert random_shift(frames, 2, np.random.default_rng(0)).shape == frames.shape
@@ -70,6 +79,22 @@ def test_the_learner_piece_shifts_image_observations_and_dict_camera_parts_only(
     np.testing.assert_array_equal(plain["default_policy"][Columns.OBS], obs["camera"])  # same seed, same shifts
 
 
+def test_method_drac_keeps_the_raw_frames_and_adds_shifted_ones_beside_them():
+    from ray.rllib.core.columns import Columns
+
+    from control.training.augmentation_connector import AUGMENTED_OBS, make_augmentation_piece
+
+    camera = _frames(np.float32)
+    batch = {"default_policy": {Columns.OBS: camera.copy()}}
+    piece = make_augmentation_piece({"type": "random_shift", "pad_px": 4, "seed": 0})  # drac is the default method
+    piece(rl_module=None, batch=batch, episodes=[])
+    np.testing.assert_array_equal(batch["default_policy"][Columns.OBS], camera)
+    shifted = batch["default_policy"][AUGMENTED_OBS]
+    assert shifted.shape == camera.shape and not np.array_equal(shifted, camera)
+    assert all(_is_edge_padded_crop(shifted[i], camera[i], 4) for i in range(len(camera)))
+    assert make_augmentation_piece({"type": "none"}) is None
+
+
 def test_augmentation_section_sets_the_augmented_learner_and_is_off_by_default():
     from control.training.augmentation_connector import AugmentedPPOTorchLearner
 
@@ -78,7 +103,8 @@ def test_augmentation_section_sets_the_augmented_learner_and_is_off_by_default()
     resolved = resolve_config({**BASE, "seed": 3, "augmentation": {"type": "random_shift", "pad_px": 2}})
     config = build_ppo_config(resolved)
     assert config.learner_class is AugmentedPPOTorchLearner
-    assert config.learner_config_dict["augmentation"] == {"type": "random_shift", "pad_px": 2, "seed": 3}
+    assert config.learner_config_dict["augmentation"] == {"type": "random_shift", "pad_px": 2, "axes": "both", "method": "drac",
+                                                          "drac_coeff": 0.1, "seed": 3}
     again = resolve_config(resolved.to_dict())  # the run's written config.yaml reads back the same
     assert again.augmentation == resolved.augmentation
 
@@ -87,6 +113,9 @@ def test_augmentation_section_sets_the_augmented_learner_and_is_off_by_default()
     ({"type": "random_shift", "pad": 4}, "unknown key 'pad' in config: augmentation (did you mean 'pad_px'?)"),
     ({"type": "randm_shift"}, "did you mean 'random_shift'"),
     ({"type": "random_shift", "pad_px": 0}, "pad_px must be a positive integer"),
+    ({"type": "random_shift", "method": "drag"}, "did you mean 'drac'"),
+    ({"type": "random_shift", "axes": "horizontal"}, "axes"),
+    ({"type": "random_shift", "drac_coeff": -1.0}, "drac_coeff"),
 ])
 def test_bad_augmentation_section_is_a_one_line_error(section, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -109,7 +138,7 @@ def test_tiny_ppo_iteration_shifts_learner_batches_but_not_sampling(ray_session)
     config, _ = load_ppo_config(CAMERA, [
         "train_batch_size=64", "minibatch_size=32", "num_epochs=1", "num_envs_per_env_runner=1",
         "env_config.max_episode_steps=20", "env_config.observation.width_px=24", "env_config.observation.height_px=16",
-        "augmentation.type=random_shift", "augmentation.pad_px=3", "seed=0"])
+        "augmentation.type=random_shift", "augmentation.method=rad", "augmentation.pad_px=3", "seed=0"])
     algo = config.build_algo()
     try:
         result = algo.train()
@@ -137,12 +166,30 @@ def test_tiny_ppo_iteration_shifts_learner_batches_but_not_sampling(ray_session)
         algo.stop()
 
 
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_tiny_ppo_iteration_with_drac_trains_on_raw_frames_and_reports_the_regulariser(ray_session):
+    config, _ = load_ppo_config(CAMERA, [
+        "train_batch_size=64", "minibatch_size=32", "num_epochs=1", "num_envs_per_env_runner=1",
+        "env_config.max_episode_steps=20", "env_config.observation.width_px=24", "env_config.observation.height_px=16",
+        "augmentation.type=random_shift", "augmentation.method=drac", "augmentation.pad_px=3", "seed=0"])
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        learner = result["learners"]["default_policy"]
+        # A random CNN is not shift-invariant: the regulariser is positive and finite.
+        assert 0 < learner["drac_policy_kl"] < float("inf") and 0 <= learner["drac_value_mse"] < float("inf")
+        assert np.isfinite(learner["total_loss"])
+    finally:
+        algo.stop()
+
+
 def test_the_procedural_camera_config_loads_validates_and_turns_both_on():
     from control.training.augmentation_connector import AugmentedPPOTorchLearner
 
     path = CAMERA.with_name("ppo_camera_procedural_config.yaml")
     config, resolved = load_ppo_config(path)
-    assert resolved.augmentation == {"type": "random_shift", "pad_px": 4}
+    assert resolved.augmentation["type"] == "random_shift" and resolved.augmentation["method"] == "drac"
     assert config.learner_class is AugmentedPPOTorchLearner
     observation = resolved.env_config["observation"]
     assert observation["type"] == "camera" and observation["randomize"]["enabled"] is True

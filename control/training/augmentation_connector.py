@@ -1,8 +1,11 @@
 """The learner side of image augmentation: a ConnectorV2 piece and the PPO learner that inserts it.
 
 RLlib prepends custom learner connector pieces before the batch exists, so the piece is placed by
-`AugmentedPPOTorchLearner` right before NumpyToTensor: the loss (and GAE's value pass) trains on
-shifted frames while env runners, evaluation and exported models only ever see raw frames.
+`AugmentedPPOTorchLearner` right before NumpyToTensor. Method `rad` replaces the batch's frames by
+shifted ones (the loss and GAE's value pass train on them); method `drac` adds the shifted frames as
+their own column and the learner's loss adds DrAC's regulariser: KL(pi(raw) || pi(shifted)) plus
+(V(raw) - V(shifted))^2, the raw side held fixed. Env runners, evaluation and exported models only
+ever see raw frames.
 """
 from __future__ import annotations
 
@@ -13,11 +16,18 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.learner import NumpyToTensor
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.framework import try_import_torch
 
 from control.training.augmentation import random_shift
 
+torch, _ = try_import_torch()
+
 # Key under which build_ppo_config hands the section to the learner (AlgorithmConfig.learner_config_dict).
 LEARNER_CONFIG_KEY = "augmentation"
+# The train batch column method drac puts the shifted observations in (the raw ones stay in obs).
+AUGMENTED_OBS = "obs_shifted"
+# Learner metrics of method drac (under learners/<module>/).
+DRAC_POLICY_KEY, DRAC_VALUE_KEY = "drac_policy_kl", "drac_value_mse"
 
 
 def _is_image(value: Any) -> bool:
@@ -29,22 +39,24 @@ class RandomShift(ConnectorV2):
     """Learner connector piece: shifts every image observation of the numpy train batch (a Dict's image parts too)."""
 
     def __init__(self, input_observation_space: Any = None, input_action_space: Any = None, *,
-                 pad_px: int = 4, seed: int | None = None, **kwargs: Any):
+                 pad_px: int = 4, seed: int | None = None, axes: str = "both", column: str = Columns.OBS, **kwargs: Any):
         super().__init__(input_observation_space, input_action_space, **kwargs)
-        self.pad_px = int(pad_px)
+        self.pad_px, self.axes, self.column = int(pad_px), axes, column
         self.rng = np.random.default_rng(seed)
 
+    def _shift(self, value: Any) -> Any:
+        return random_shift(value, self.pad_px, self.rng, self.axes) if _is_image(value) else value
+
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], **kwargs: Any) -> Any:
-        """Replace batch[module][obs] (or its image entries) by shifted copies; the episodes stay as sampled."""
+        """Put shifted copies of batch[module][obs] (or of its image entries) under `column`; the episodes stay as sampled."""
         for module_batch in batch.values():
             if not isinstance(module_batch, dict) or Columns.OBS not in module_batch:
                 continue
             obs = module_batch[Columns.OBS]
             if _is_image(obs):
-                module_batch[Columns.OBS] = random_shift(obs, self.pad_px, self.rng)
+                module_batch[self.column] = self._shift(obs)
             elif isinstance(obs, dict):
-                module_batch[Columns.OBS] = {key: random_shift(value, self.pad_px, self.rng) if _is_image(value) else value
-                                             for key, value in obs.items()}
+                module_batch[self.column] = {key: self._shift(value) for key, value in obs.items()}
         return batch
 
 
@@ -52,7 +64,9 @@ def make_augmentation_piece(augmentation: dict[str, Any]) -> RandomShift | None:
     """The learner connector piece for a resolved `augmentation:` section (plus its `seed`), or None for type none."""
     if augmentation.get("type", "none") == "none":
         return None
-    return RandomShift(pad_px=augmentation["pad_px"], seed=augmentation.get("seed"))
+    column = AUGMENTED_OBS if augmentation.get("method", "drac") == "drac" else Columns.OBS
+    return RandomShift(pad_px=augmentation["pad_px"], seed=augmentation.get("seed"), axes=augmentation.get("axes", "both"),
+                       column=column)
 
 
 class AugmentedPPOTorchLearner(PPOTorchLearner):
@@ -61,6 +75,36 @@ class AugmentedPPOTorchLearner(PPOTorchLearner):
     def build(self) -> None:
         """Build as PPO does, then add the augmentation piece where the numpy train batch is complete."""
         super().build()
-        piece = make_augmentation_piece((self.config.learner_config_dict or {}).get(LEARNER_CONFIG_KEY) or {})
+        section = (self.config.learner_config_dict or {}).get(LEARNER_CONFIG_KEY) or {}
+        self.drac_coeff = float(section.get("drac_coeff", 0.1))
+        piece = make_augmentation_piece(section)
         if piece is not None and self._learner_connector is not None:
             self._learner_connector.insert_before(NumpyToTensor, piece)
+
+    def compute_loss_for_module(self, *, module_id: Any, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]) -> Any:
+        """PPO's loss; with shifted frames in the batch (method drac) plus drac_coeff x DrAC's regulariser."""
+        total_loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+        if AUGMENTED_OBS not in batch:
+            return total_loss
+        module = self.module[module_id].unwrapped()
+        mask = batch.get(Columns.LOSS_MASK)
+
+        def masked_mean(values: Any) -> Any:
+            return values[mask].mean() if mask is not None else values.mean()
+
+        shifted_out = module.forward_train({**batch, Columns.OBS: batch[AUGMENTED_OBS]})
+        dist_class = module.get_train_action_dist_cls()
+        raw_dist = dist_class.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS].detach())
+        shifted_dist = dist_class.from_logits(shifted_out[Columns.ACTION_DIST_INPUTS])
+        policy_kl = masked_mean(raw_dist.kl(shifted_dist))
+        regulariser = policy_kl
+        value_mse = torch.zeros((), device=policy_kl.device)
+        if config.use_critic:
+            with torch.no_grad():
+                raw_values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+            shifted_values = module.compute_values({**batch, Columns.OBS: batch[AUGMENTED_OBS]},
+                                                   embeddings=shifted_out.get(Columns.EMBEDDINGS))
+            value_mse = masked_mean((raw_values - shifted_values) ** 2)
+            regulariser = regulariser + value_mse
+        self.metrics.log_dict({DRAC_POLICY_KEY: policy_kl, DRAC_VALUE_KEY: value_mse}, key=module_id, window=1)
+        return total_loss + self.drac_coeff * regulariser
