@@ -33,8 +33,10 @@ class AugmentationConfig(Section):
     axes: Annotated[Text, one_of(*SHIFT_AXES)] = Field(
         "both", description="both | vertical (a sideways shift is a heading change of the camera, which changes the steering a frame calls for)")
     method: Annotated[Text, one_of(*AUGMENTATION_METHODS)] = Field(
-        "drac", description="drac (PPO's loss on raw frames plus drac_coeff x a shift-invariance regulariser) | rad (PPO's loss on shifted frames)")
-    drac_coeff: NonNegativeNumber = Field(0.1, description="method drac: weight of the policy-KL and value-MSE terms between raw and shifted frames (DrAC: 0.1)")
+        "drac", description="drac (PPO's loss on raw frames plus drac_coeff x a shift-invariance regulariser) | "
+                            "rad (PPO's loss on shifted frames)")
+    drac_coeff: NonNegativeNumber = Field(
+        0.1, description="method drac: weight of the policy-KL and value-MSE terms between raw and shifted frames (DrAC: 0.1)")
 
 
 def resolve_augmentation(section: Any, where: str) -> dict[str, Any]:
