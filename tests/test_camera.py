@@ -144,3 +144,21 @@ def test_simulator_camera_renders_the_current_pose(stadium: Track) -> None:
     assert not np.array_equal(first, after)
     reference = GroundCamera(stadium, width_px=96, height_px=72).render(state.x_m, state.y_m, state.yaw_rad)
     assert np.array_equal(after, reference)
+
+
+def test_a_tracks_camera_is_rasterised_once_and_outlives_its_cars() -> None:
+    """A procedural pool's tracks come back episode after episode: their cameras must not be rebuilt at each reset."""
+    from control.env.vector_env import RacingVectorEnv
+
+    env = RacingVectorEnv({"track": "procedural", "procedural": {"pool_size": 3},
+                           "observation": {"type": "camera", "width_px": 32, "height_px": 24}}, num_envs=2)
+    env.reset(seed=0)
+    sim = env.race.sim
+    tracks = {id(t): t for t in sim.tracks}
+    first = {key: sim.camera(t) for key, t in tracks.items()}
+    for seed in range(1, 12):  # new episodes move the cars across the pool's tracks
+        env.reset(seed=seed)
+        tracks.update({id(t): t for t in sim.tracks})
+    assert all(sim.camera(tracks[key]) is cam for key, cam in first.items())
+    assert len({id(sim.camera(t)) for t in tracks.values()}) == len(tracks)  # one camera per track (and direction)
+    env.close()
