@@ -104,7 +104,7 @@ def test_augmentation_section_sets_the_augmented_learner_and_is_off_by_default()
     config = build_ppo_config(resolved)
     assert config.learner_class is AugmentedPPOTorchLearner
     assert config.learner_config_dict["augmentation"] == {"type": "random_shift", "pad_px": 2, "axes": "both", "method": "drac",
-                                                          "drac_coeff": 0.1, "seed": 3}
+                                                          "drac_coeff": 0.1, "drac_fraction": 0.25, "seed": 3}
     again = resolve_config(resolved.to_dict())  # the run's written config.yaml reads back the same
     assert again.augmentation == resolved.augmentation
 
@@ -116,6 +116,7 @@ def test_augmentation_section_sets_the_augmented_learner_and_is_off_by_default()
     ({"type": "random_shift", "method": "drag"}, "did you mean 'drac'"),
     ({"type": "random_shift", "axes": "horizontal"}, "axes"),
     ({"type": "random_shift", "drac_coeff": -1.0}, "drac_coeff"),
+    ({"type": "random_shift", "drac_fraction": 0.0}, "drac_fraction must be a number in (0, 1]"),
 ])
 def test_bad_augmentation_section_is_a_one_line_error(section, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

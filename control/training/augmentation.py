@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, Strict
 
-from control.config_schema import NonNegativeNumber, PositiveWhole, Section, Text, one_of, parse_section
+from control.config_schema import Expect, NonNegativeNumber, PositiveWhole, Section, Text, one_of, parse_section
 
 AUGMENTATION_TYPES = ("none", "random_shift")
 AUGMENTATION_METHODS = ("drac", "rad")
@@ -37,6 +37,9 @@ class AugmentationConfig(Section):
                             "rad (PPO's loss on shifted frames)")
     drac_coeff: NonNegativeNumber = Field(
         0.1, description="method drac: weight of the policy-KL and value-MSE terms between raw and shifted frames (DrAC: 0.1)")
+    drac_fraction: Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False), Expect("a number in (0, 1]")] = Field(
+        0.25, description="method drac: share of each (shuffled) minibatch the regulariser is estimated on: its extra CNN "
+                          "passes cost this share of the update (1: the whole minibatch, as in DrAC)")
 
 
 def resolve_augmentation(section: Any, where: str) -> dict[str, Any]:

@@ -9,9 +9,11 @@ ever see raw frames.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import tree
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.learner import NumpyToTensor
@@ -77,6 +79,7 @@ class AugmentedPPOTorchLearner(PPOTorchLearner):
         super().build()
         section = (self.config.learner_config_dict or {}).get(LEARNER_CONFIG_KEY) or {}
         self.drac_coeff = float(section.get("drac_coeff", 0.1))
+        self.drac_fraction = float(section.get("drac_fraction", 0.25))
         piece = make_augmentation_piece(section)
         if piece is not None and self._learner_connector is not None:
             self._learner_connector.insert_before(NumpyToTensor, piece)
@@ -87,23 +90,32 @@ class AugmentedPPOTorchLearner(PPOTorchLearner):
         if AUGMENTED_OBS not in batch:
             return total_loss
         module = self.module[module_id].unwrapped()
+        raw_inputs = fwd_out[Columns.ACTION_DIST_INPUTS]
+        # The regulariser is an average over states: the first rows of a shuffled minibatch estimate it
+        # at a fraction of the cost (a recurrent module's rows are sequences with state: all of them).
+        n = len(raw_inputs) if module.is_stateful() else max(1, math.ceil(self.drac_fraction * len(raw_inputs)))
+        head = (lambda x: x[:n]) if n < len(raw_inputs) else (lambda x: x)
         mask = batch.get(Columns.LOSS_MASK)
+        mask = head(mask) if mask is not None else None
 
         def masked_mean(values: Any) -> Any:
-            return values[mask].mean() if mask is not None else values.mean()
+            # A head of only masked rows (the bootstrap steps) regularises nothing this minibatch.
+            return (values[mask].sum() / mask.sum().clamp(min=1)) if mask is not None else values.mean()
 
-        shifted_out = module.forward_train({**batch, Columns.OBS: batch[AUGMENTED_OBS]})
+        shifted_batch = {**batch, Columns.OBS: tree.map_structure(head, batch[AUGMENTED_OBS])}
+        shifted_out = module.forward_train(shifted_batch)
         dist_class = module.get_train_action_dist_cls()
-        raw_dist = dist_class.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS].detach())
+        raw_dist = dist_class.from_logits(head(raw_inputs).detach())
         shifted_dist = dist_class.from_logits(shifted_out[Columns.ACTION_DIST_INPUTS])
         policy_kl = masked_mean(raw_dist.kl(shifted_dist))
         regulariser = policy_kl
         value_mse = torch.zeros((), device=policy_kl.device)
         if config.use_critic:
             with torch.no_grad():
-                raw_values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
-            shifted_values = module.compute_values({**batch, Columns.OBS: batch[AUGMENTED_OBS]},
-                                                   embeddings=shifted_out.get(Columns.EMBEDDINGS))
+                embeddings = fwd_out.get(Columns.EMBEDDINGS)
+                raw_values = module.compute_values(batch, embeddings=head(embeddings) if embeddings is not None else None)
+                raw_values = head(raw_values) if embeddings is None else raw_values
+            shifted_values = module.compute_values(shifted_batch, embeddings=shifted_out.get(Columns.EMBEDDINGS))
             value_mse = masked_mean((raw_values - shifted_values) ** 2)
             regulariser = regulariser + value_mse
         self.metrics.log_dict({DRAC_POLICY_KEY: policy_kl, DRAC_VALUE_KEY: value_mse}, key=module_id, window=1)
