@@ -128,6 +128,15 @@ def test_a_misspelt_augmentation_key_is_suggested():
         resolve_config({**BASE, "augmentaton": {"type": "random_shift"}})
 
 
+def _tiny_camera_algo(method: str):
+    """A PPO algorithm on tiny camera frames with a 3-pixel random shift by `method`: one iteration takes seconds."""
+    config, _ = load_ppo_config(CAMERA, [
+        "train_batch_size=64", "minibatch_size=32", "num_epochs=1", "num_envs_per_env_runner=1",
+        "env_config.max_episode_steps=20", "env_config.observation.width_px=24", "env_config.observation.height_px=16",
+        "augmentation.type=random_shift", f"augmentation.method={method}", "augmentation.pad_px=3", "seed=0"])
+    return config.build_algo()
+
+
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_tiny_ppo_iteration_shifts_learner_batches_but_not_sampling(ray_session):
@@ -136,11 +145,7 @@ def test_tiny_ppo_iteration_shifts_learner_batches_but_not_sampling(ray_session)
 
     from control.training.augmentation_connector import RandomShift
 
-    config, _ = load_ppo_config(CAMERA, [
-        "train_batch_size=64", "minibatch_size=32", "num_epochs=1", "num_envs_per_env_runner=1",
-        "env_config.max_episode_steps=20", "env_config.observation.width_px=24", "env_config.observation.height_px=16",
-        "augmentation.type=random_shift", "augmentation.method=rad", "augmentation.pad_px=3", "seed=0"])
-    algo = config.build_algo()
+    algo = _tiny_camera_algo("rad")
     try:
         result = algo.train()
         assert result["training_iteration"] == 1
@@ -170,17 +175,23 @@ def test_tiny_ppo_iteration_shifts_learner_batches_but_not_sampling(ray_session)
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_tiny_ppo_iteration_with_drac_trains_on_raw_frames_and_reports_the_regulariser(ray_session):
-    config, _ = load_ppo_config(CAMERA, [
-        "train_batch_size=64", "minibatch_size=32", "num_epochs=1", "num_envs_per_env_runner=1",
-        "env_config.max_episode_steps=20", "env_config.observation.width_px=24", "env_config.observation.height_px=16",
-        "augmentation.type=random_shift", "augmentation.method=drac", "augmentation.pad_px=3", "seed=0"])
-    algo = config.build_algo()
+    algo = _tiny_camera_algo("drac")
     try:
         result = algo.train()
         learner = result["learners"]["default_policy"]
         # A random CNN is not shift-invariant: the regulariser is positive and finite.
         assert 0 < learner["drac_policy_kl"] < float("inf") and 0 <= learner["drac_value_mse"] < float("inf")
         assert np.isfinite(learner["total_loss"])
+        from ray.rllib.core.columns import Columns
+
+        from control.training.augmentation_connector import AUGMENTED_OBS
+
+        episodes = algo.env_runner.sample(num_timesteps=16)
+        raw = np.concatenate([np.array(ep.get_observations()) for ep in episodes])
+        own = algo.learner_group._learner
+        batch = own._learner_connector(rl_module=own.module, batch={}, episodes=episodes, shared_data={}, metrics=own.metrics)
+        np.testing.assert_array_equal(np.asarray(batch["default_policy"][Columns.OBS].cpu()), raw)  # PPO's loss: raw frames
+        assert not np.array_equal(np.asarray(batch["default_policy"][AUGMENTED_OBS].cpu()), raw)
     finally:
         algo.stop()
 

@@ -131,6 +131,8 @@ class CameraAppearance:
         base = PALETTE_RGB if self.channels == 3 else PALETTE_GRAY[:, None]
         self.base_palette = base.astype(np.float32)  # (classes, C)
         self._lookup = _class_lookup(base)
+        self._level_is_class = self._lookup != _UNKNOWN  # (256,) the level is some class's colour
+        self._level_class = np.clip(self._lookup, 0, NUM_CLASSES - 1)  # (256,) that class (any for other levels)
         self._noise_rng: np.random.Generator | None = None
         # The pose jitter needs the built-in camera's per-car lenses; without it frames come from the plain gather.
         self.jitters_pose = self.enabled and any(settings.get(k, 0.0) > 0 for k in ("camera_height_m", "camera_pitch_deg", "camera_fov_deg"))
@@ -221,8 +223,8 @@ class CameraAppearance:
         levels = np.broadcast_to(np.arange(256, dtype=np.float32), (k, 256))
         class_of = self._lookup[frames[..., 0]]  # (k, H, W)
         if self.channels == 1:
-            known = self._lookup != _UNKNOWN  # the level is a class colour: that car's colour for the class instead
-            source = np.where(known, self.palettes[cars][:, np.clip(self._lookup, 0, NUM_CLASSES - 1), 0], levels)
+            # A level that is a class colour takes that car's colour for the class instead.
+            source = np.where(self._level_is_class, self.palettes[cars][:, self._level_class, 0], levels)
             x = self._tone(source, cars).reshape(-1)[rows * 256 + frames[..., 0]][..., None]  # (k, H, W, 1)
         else:
             class_tone = self._tone(self.palettes[cars], cars)  # (k, classes, C)

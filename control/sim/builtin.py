@@ -305,7 +305,7 @@ class BuiltinBatch(BatchedSimulator):
         return out
 
     def close(self) -> None:
-        """Drop the camera textures; the simulator holds no other resources."""
+        """Nothing to release: the cameras live on their tracks (see camera)."""
 
 
 class BuiltinSimulator(SimulatorBackend):

@@ -20,7 +20,7 @@ from ray.rllib.connectors.learner import NumpyToTensor
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.framework import try_import_torch
 
-from control.training.augmentation import random_shift
+from control.training.augmentation import AugmentationConfig, random_shift
 
 torch, _ = try_import_torch()
 
@@ -62,13 +62,18 @@ class RandomShift(ConnectorV2):
         return batch
 
 
+def _with_defaults(augmentation: dict[str, Any]) -> dict[str, Any]:
+    """An `augmentation:` section (plus its `seed`) with AugmentationConfig's defaults for the keys it leaves out."""
+    return {**AugmentationConfig().model_dump(), **augmentation}
+
+
 def make_augmentation_piece(augmentation: dict[str, Any]) -> RandomShift | None:
     """The learner connector piece for a resolved `augmentation:` section (plus its `seed`), or None for type none."""
-    if augmentation.get("type", "none") == "none":
+    augmentation = _with_defaults(augmentation)
+    if augmentation["type"] == "none":
         return None
-    column = AUGMENTED_OBS if augmentation.get("method", "drac") == "drac" else Columns.OBS
-    return RandomShift(pad_px=augmentation["pad_px"], seed=augmentation.get("seed"), axes=augmentation.get("axes", "both"),
-                       column=column)
+    column = AUGMENTED_OBS if augmentation["method"] == "drac" else Columns.OBS
+    return RandomShift(pad_px=augmentation["pad_px"], seed=augmentation.get("seed"), axes=augmentation["axes"], column=column)
 
 
 class AugmentedPPOTorchLearner(PPOTorchLearner):
@@ -77,9 +82,8 @@ class AugmentedPPOTorchLearner(PPOTorchLearner):
     def build(self) -> None:
         """Build as PPO does, then add the augmentation piece where the numpy train batch is complete."""
         super().build()
-        section = (self.config.learner_config_dict or {}).get(LEARNER_CONFIG_KEY) or {}
-        self.drac_coeff = float(section.get("drac_coeff", 0.1))
-        self.drac_fraction = float(section.get("drac_fraction", 0.25))
+        section = _with_defaults((self.config.learner_config_dict or {}).get(LEARNER_CONFIG_KEY) or {})
+        self.drac_coeff, self.drac_fraction = float(section["drac_coeff"]), float(section["drac_fraction"])
         piece = make_augmentation_piece(section)
         if piece is not None and self._learner_connector is not None:
             self._learner_connector.insert_before(NumpyToTensor, piece)
@@ -102,6 +106,7 @@ class AugmentedPPOTorchLearner(PPOTorchLearner):
             # A head of only masked rows (the bootstrap steps) regularises nothing this minibatch.
             return (values[mask].sum() / mask.sum().clamp(min=1)) if mask is not None else values.mean()
 
+        raw_batch = {**batch, Columns.OBS: tree.map_structure(head, batch[Columns.OBS])}
         shifted_batch = {**batch, Columns.OBS: tree.map_structure(head, batch[AUGMENTED_OBS])}
         shifted_out = module.forward_train(shifted_batch)
         dist_class = module.get_train_action_dist_cls()
@@ -113,8 +118,7 @@ class AugmentedPPOTorchLearner(PPOTorchLearner):
         if config.use_critic:
             with torch.no_grad():
                 embeddings = fwd_out.get(Columns.EMBEDDINGS)
-                raw_values = module.compute_values(batch, embeddings=head(embeddings) if embeddings is not None else None)
-                raw_values = head(raw_values) if embeddings is None else raw_values
+                raw_values = module.compute_values(raw_batch, embeddings=head(embeddings) if embeddings is not None else None)
             shifted_values = module.compute_values(shifted_batch, embeddings=shifted_out.get(Columns.EMBEDDINGS))
             value_mse = masked_mean((raw_values - shifted_values) ** 2)
             regulariser = regulariser + value_mse
